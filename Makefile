@@ -1,0 +1,49 @@
+# Two commands on a fresh machine: `make run` (local Kafka + the worker) and `make test`.
+# Needs Python 3.11+, Java 17 and Maven on PATH; everything else is installed here.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+KAFKA := PYTHON=$(abspath $(BIN)/python) deploy/kafka/kafka.sh
+
+.PHONY: venv run worker up down status test lint format clean
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(INSTALLED)
+
+## Bring up the local stack and run the worker in the foreground on its defaults.
+run: up worker
+
+worker: venv
+	$(BIN)/faust -A pipeline worker --loglevel info
+
+## The local stack alone: a single-node Kafka on 127.0.0.1:9092.
+up: venv
+	$(KAFKA) up
+
+down:
+	$(KAFKA) down
+
+status:
+	$(KAFKA) status
+
+## The whole test suite, against a real broker (started here if none is configured).
+test: venv
+	$(BIN)/pytest
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean: down
+	rm -rf $(VENV) .local pipeline-data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,5 @@
+"""Faust agents, one module per job family. Importing this package registers them on the app."""
+
+from pipeline.agents import email
+
+__all__ = ["email"]

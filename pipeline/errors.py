@@ -1,0 +1,46 @@
+"""The project's one error hierarchy.
+
+Every error says whether trying the same job again later may succeed (``retriable``)::
+
+    PipelineError                 base; never raised itself
+    ├── ConfigurationError        settings that cannot work (not retriable)
+    └── JobError                  a job could not be done
+        ├── PermanentJobError     retrying cannot help: bad input, unknown job (not retriable)
+        │   └── UnknownJobError   no handler is registered for the job name
+        └── TransientJobError     a dependency is down or slow: retry later (retriable)
+
+Library errors are wrapped where they cross into our code (``raise X(...) from exc``), and
+messages never carry secrets: they are logged and put on ``job-events`` as they are.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class PipelineError(Exception):
+    """Base of every error this project raises."""
+
+    retriable: ClassVar[bool] = False
+
+
+class ConfigurationError(PipelineError):
+    """Settings that cannot work."""
+
+
+class JobError(PipelineError):
+    """A job could not be done."""
+
+
+class PermanentJobError(JobError):
+    """Retrying the job cannot help: it goes to the dead-letter topic."""
+
+
+class UnknownJobError(PermanentJobError):
+    """No handler is registered for the record's job name."""
+
+
+class TransientJobError(JobError):
+    """A dependency failed in a way that may pass: the job is retried later."""
+
+    retriable = True

@@ -1,0 +1,1 @@
+"""Job constants, job models and the Avro schemas of lifecycle records."""

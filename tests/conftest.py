@@ -1,0 +1,107 @@
+"""Shared fixtures: one real Kafka broker per session; own topics and group per test."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from tests.brokers import Broker, BrokerUnavailable, provide_broker
+from tests.workers import WorkerProcess, worker_env
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> Iterator[Broker]:
+    """A real broker for the whole session. Under CI a missing broker fails the run."""
+    try:
+        with provide_broker() as broker:
+            yield broker
+    except BrokerUnavailable as exc:
+        if IN_CI:
+            pytest.fail(f"no Kafka broker: {exc}")
+        pytest.skip(f"no Kafka broker: {exc}")
+
+
+@pytest.fixture
+def kafka_bootstrap(kafka_broker: Broker) -> str:
+    """The broker's bootstrap servers."""
+    return kafka_broker.bootstrap_servers
+
+
+@pytest.fixture
+def test_id() -> str:
+    """A short id unique to this test: names its topics and consumer group."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def topic_prefix(test_id: str) -> str:
+    """The prefix of every topic this test's workers and producers use."""
+    return f"t-{test_id}-"
+
+
+@pytest.fixture
+def app_id(test_id: str) -> str:
+    """This test's Faust app id, so its consumer group is its own."""
+    return f"pipeline-t-{test_id}"
+
+
+def free_port() -> int:
+    """A TCP port the OS says is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+    """A plain aiokafka producer, as a user's own service would have."""
+    client = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await client.start()
+    yield client
+    await client.stop()
+
+
+@pytest.fixture
+async def kafka_admin(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
+    """An admin client on the session's broker."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    yield admin
+    await admin.close()
+
+
+@pytest.fixture
+async def start_worker(
+    kafka_bootstrap: str, topic_prefix: str, app_id: str, tmp_path: Path
+) -> AsyncIterator[Callable[..., Awaitable[WorkerProcess]]]:
+    """Factory: start a real worker on this test's topics; every one started is stopped after."""
+    started: list[WorkerProcess] = []
+
+    async def start(*, wait_ready: bool = True, **extra_env: str) -> WorkerProcess:
+        index = len(started)
+        env = worker_env(
+            kafka_bootstrap, topic_prefix, app_id, tmp_path / f"worker-{index}", free_port()
+        )
+        env.update(extra_env)
+        worker = WorkerProcess(env=env, log_path=tmp_path / f"worker-{index}.log")
+        started.append(worker)
+        await worker.start()
+        if wait_ready:
+            await worker.wait_ready()
+        return worker
+
+    yield start
+    for worker in started:
+        if worker.process is not None and worker.process.returncode is None:
+            worker.process.kill()
+            await worker.process.wait()

@@ -1,0 +1,68 @@
+"""The package's import-time promises and the app's wiring, without a broker."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pipeline.settings import Settings
+from pipeline.topics import ALL_TOPICS, EMAIL, JOB_EVENTS, MEDIA_UPLOAD
+
+
+def test_importing_pipeline_opens_no_socket_starts_no_thread_and_writes_no_file(
+    tmp_path: Path,
+) -> None:
+    probe = textwrap.dedent(
+        """
+        import builtins, os, socket, threading
+
+        def refuse(*args, **kwargs):
+            raise AssertionError(f"I/O at import time: {args!r}")
+
+        socket.socket.connect = refuse
+        socket.create_connection = refuse
+        real_open = builtins.open
+        def guarded_open(file, mode="r", *args, **kwargs):
+            if any(flag in mode for flag in "wax+"):
+                refuse(file, mode)
+            return real_open(file, mode, *args, **kwargs)
+        builtins.open = guarded_open
+
+        import pipeline
+        assert pipeline.app.conf.id == "pipeline", pipeline.app.conf.id
+        assert threading.active_count() == 1, threading.enumerate()
+        assert not os.listdir("."), os.listdir(".")
+        """
+    )
+    env = {"PATH": "", "PIPELINE_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_settings_read_the_pipeline_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIPELINE_KAFKA_BOOTSTRAP_SERVERS", "k1:9092, k2:9093")
+    monkeypatch.setenv("PIPELINE_TOPIC_PREFIX", "staging.")
+    settings = Settings()
+    assert settings.kafka_broker_urls == ["kafka://k1:9092", "kafka://k2:9093"]
+    assert EMAIL.name(settings) == "staging.email"
+
+
+def test_defaults_point_at_a_local_broker(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("PIPELINE_KAFKA_BOOTSTRAP_SERVERS", "PIPELINE_TOPIC_PREFIX", "PIPELINE_APP_ID"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings()
+    assert settings.kafka_bootstrap_servers == "localhost:9092"
+    assert [spec.name(settings) for spec in ALL_TOPICS] == ["email", "media-upload", "job-events"]
+    assert MEDIA_UPLOAD.partition_count(settings) == JOB_EVENTS.partition_count(settings) == 6
+
+
+def test_a_bad_setting_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIPELINE_TOPIC_PARTITIONS", "0")
+    with pytest.raises(ValueError, match="topic_partitions"):
+        Settings()

@@ -1,0 +1,50 @@
+"""The worker as users run it, ``faust -A pipeline worker``, against the real broker."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Awaitable, Callable
+
+import pytest
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from tests.kafka_utils import eventually, group_members, partition_counts
+from tests.workers import WorkerProcess
+
+pytestmark = pytest.mark.slow
+
+StartWorker = Callable[..., Awaitable[WorkerProcess]]
+
+
+async def test_worker_creates_topics_joins_group_consumes_and_stops_cleanly(
+    start_worker: StartWorker,
+    producer: AIOKafkaProducer,
+    kafka_admin: AIOKafkaAdminClient,
+    topic_prefix: str,
+    app_id: str,
+) -> None:
+    worker = await start_worker()
+    names = [f"{topic_prefix}{base}" for base in ("email", "media-upload", "job-events")]
+
+    async def all_topics() -> dict[str, int] | None:
+        counts = await partition_counts(kafka_admin, names)
+        return counts if len(counts) == len(names) else None
+
+    counts = await eventually(all_topics, what="the worker to create its topics")
+    assert counts == dict.fromkeys(names, 6)
+    assert await eventually(lambda: group_members(kafka_admin, app_id), what="group membership")
+
+    sent = await producer.send_and_wait(
+        f"{topic_prefix}email", b'{"email": "a@example.com"}', key=b"otp-email-verification"
+    )
+    await worker.wait_for_log(
+        rf"email job received: name=otp-email-verification "
+        rf"partition={sent.partition} offset={sent.offset}"
+    )
+
+    assert await worker.stop(signal.SIGTERM) == 0
+    committed = await kafka_admin.list_consumer_group_offsets(app_id)
+    email_partition = TopicPartition(f"{topic_prefix}email", sent.partition)
+    assert committed[email_partition].offset == sent.offset + 1
+    assert await group_members(kafka_admin, app_id) == 0
