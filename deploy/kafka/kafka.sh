@@ -72,24 +72,34 @@ format_storage() {
 }
 
 up() {
+  local pid
   mkdir -p "$state" "$logs"
   if pid=$(running_pid); then
     log "already running (pid $pid)"
     probe "$ready_timeout"
     return
   fi
+  local taken
+  for taken in "$port" "$controller_port"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$taken") 2>/dev/null; then
+      log "127.0.0.1:$taken is already in use by another process: stop it, or set KAFKA_PORT/KAFKA_CONTROLLER_PORT"
+      return 1
+    fi
+  done
   resolve_jars
   render_config
   format_storage
   log "starting on 127.0.0.1:$port (heap $heap, logs in $logs)"
   # setsid: the broker must outlive this script and ignore the terminal's Ctrl-C meant for `make run`.
   setsid "${java_cmd[@]}" kafka.Kafka "$state/server.properties" >"$logs/stdout.log" 2>&1 </dev/null &
-  printf '%s\n' "$!" >"$pidfile"
+  pid=$!
+  printf '%s\n' "$pid" >"$pidfile"
   local deadline=$((SECONDS + ready_timeout))
   while ((SECONDS < deadline)); do
-    if ! running_pid >/dev/null; then
-      log "broker exited during start-up; last lines of its logs:"
-      tail -n 40 "$logs/stdout.log" "$logs/server.log" >&2 2>/dev/null || true
+    # kill -0, not running_pid: until setsid has exec'd java, the child's command line is ours.
+    if ! kill -0 "$pid" 2>/dev/null; then
+      log "broker exited during start-up; its errors:"
+      { cat "$logs/stdout.log"; grep -E 'ERROR|FATAL' "$logs/server.log" | tail -n 20; } >&2 2>/dev/null || true
       return 1
     fi
     if probe 2 2>/dev/null; then log "ready on 127.0.0.1:$port"; return; fi
