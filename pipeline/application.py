@@ -17,6 +17,9 @@ def create_app(settings: Settings) -> faust.App:
         datadir=str(settings.data_dir),
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication_factor,
+        # Table keys (job ids) and values as JSON; every topic in topics.py sets its own.
+        key_serializer="json",
+        value_serializer="json",
         # Jobs enqueued before a worker's first start must still run.
         consumer_auto_offset_reset="earliest",
         # A job is only acknowledged once every replica has it.

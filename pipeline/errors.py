@@ -5,8 +5,9 @@ Every error says whether trying the same job again later may succeed (``retriabl
     PipelineError                 base; never raised itself
     ├── ConfigurationError        settings that cannot work (not retriable)
     └── JobError                  a job could not be done
-        ├── PermanentJobError     retrying cannot help: bad input, unknown job (not retriable)
-        │   └── UnknownJobError   no handler is registered for the job name
+        ├── PermanentJobError     retrying cannot help (not retriable)
+        │   ├── UnknownJobError   no handler is registered for the job name
+        │   └── InvalidJobData    bad JSON, failed validation, over the size limit
         └── TransientJobError     a dependency is down or slow: retry later (retriable)
 
 Library errors are wrapped where they cross into our code (``raise X(...) from exc``), and
@@ -44,3 +45,17 @@ class TransientJobError(JobError):
     """A dependency failed in a way that may pass: the job is retried later."""
 
     retriable = True
+
+
+class InvalidJobData(PermanentJobError):
+    """The record is not a valid job: bad JSON, a failed validation, too large."""
+
+
+REDACTED = "[redacted]"
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """``text`` with every secret replaced, for logs, lifecycle records and dead letters."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text

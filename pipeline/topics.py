@@ -4,6 +4,11 @@ Topic names are ``settings.topic_prefix`` + the base name, so one cluster can ho
 deployments (and tests can run side by side). Job records are kept as raw bytes on the Faust
 side: agents decode them themselves, so a malformed record becomes a dead letter instead of an
 error inside Faust's deserializer.
+
+Delayed records (retries, ``delay_s``) wait in delay tiers: one single-partition topic per
+fixed wait. A record enters the longest tier not longer than its remaining wait, so within a
+tier records come due in the order they arrived and waiting for the head never holds back one
+that is due sooner.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from dataclasses import dataclass
 import faust
 
 from pipeline.application import app, settings
+from pipeline.schemas.jobs import QueueName
 from pipeline.settings import Settings
 
 
@@ -38,7 +44,25 @@ MEDIA_UPLOAD = TopicSpec("media-upload", description="Media-upload jobs; key = j
 JOB_EVENTS = TopicSpec(
     "job-events", description="Lifecycle records (Avro single-object encoding); key = job id."
 )
-ALL_TOPICS: tuple[TopicSpec, ...] = (EMAIL, MEDIA_UPLOAD, JOB_EVENTS)
+QUEUES: dict[QueueName, TopicSpec] = {QueueName.EMAIL: EMAIL, QueueName.MEDIA_UPLOAD: MEDIA_UPLOAD}
+DEAD_LETTERS: dict[QueueName, TopicSpec] = {
+    queue: TopicSpec(
+        f"{queue.value}-dead-letter",
+        description=f"{queue.value} jobs that failed for good: the original record plus reasons.",
+    )
+    for queue in QueueName
+}
+DELAY_TIERS_S: tuple[int, ...] = (1, 5, 30, 120)
+DELAYS: dict[int, TopicSpec] = {
+    seconds: TopicSpec(f"delay-{seconds}s", partitions=1, description="Delayed job records.")
+    for seconds in DELAY_TIERS_S
+}
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    *QUEUES.values(),
+    JOB_EVENTS,
+    *DEAD_LETTERS.values(),
+    *DELAYS.values(),
+)
 
 
 def faust_topic(spec: TopicSpec) -> faust.TopicT:
@@ -57,10 +81,29 @@ def faust_topic(spec: TopicSpec) -> faust.TopicT:
 email_topic = faust_topic(EMAIL)
 media_upload_topic = faust_topic(MEDIA_UPLOAD)
 job_events_topic = faust_topic(JOB_EVENTS)
+delay_topics = {seconds: faust_topic(spec) for seconds, spec in DELAYS.items()}
+dead_letter_topics = {queue: faust_topic(spec) for queue, spec in DEAD_LETTERS.items()}
+
+# Each job's latest state, by job id, for one queue: what makes redelivered and duplicate jobs
+# no-ops. Faust names its changelog "<app id>-email-job-state-changelog"; it shares the queue
+# topic's partitioning because job records are placed by job id (envelope.partition_for).
+email_job_state = app.Table(
+    "email-job-state",
+    default=None,
+    partitions=EMAIL.partition_count(settings),
+    key_type=str,
+    value_type=dict,
+)
 
 
 @app.task
 async def declare_topics() -> None:
     """Create every topic on start-up, including those no agent of this worker consumes."""
-    for topic in (email_topic, media_upload_topic, job_events_topic):
+    for topic in (
+        email_topic,
+        media_upload_topic,
+        job_events_topic,
+        *delay_topics.values(),
+        *dead_letter_topics.values(),
+    ):
         await topic.maybe_declare()

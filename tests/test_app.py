@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.settings import Settings
-from pipeline.topics import ALL_TOPICS, EMAIL, JOB_EVENTS, MEDIA_UPLOAD
+from pipeline.topics import EMAIL, JOB_EVENTS, MEDIA_UPLOAD, QUEUES
 
 
 def test_importing_pipeline_opens_no_socket_starts_no_thread_and_writes_no_file(
@@ -58,7 +58,8 @@ def test_defaults_point_at_a_local_broker(monkeypatch: pytest.MonkeyPatch) -> No
         monkeypatch.delenv(name, raising=False)
     settings = Settings()
     assert settings.kafka_bootstrap_servers == "localhost:9092"
-    assert [spec.name(settings) for spec in ALL_TOPICS] == ["email", "media-upload", "job-events"]
+    assert [spec.name(settings) for spec in QUEUES.values()] == ["email", "media-upload"]
+    assert JOB_EVENTS.name(settings) == "job-events"
     assert MEDIA_UPLOAD.partition_count(settings) == JOB_EVENTS.partition_count(settings) == 6
 
 

@@ -38,9 +38,10 @@ async def test_worker_creates_topics_joins_group_consumes_and_stops_cleanly(
     sent = await producer.send_and_wait(
         f"{topic_prefix}email", b'{"email": "a@example.com"}', key=b"otp-email-verification"
     )
+    # Data without the job's required fields: the email agent takes it and dead-letters it.
     await worker.wait_for_log(
-        rf"email job received: name=otp-email-verification "
-        rf"partition={sent.partition} offset={sent.offset}"
+        rf"job {topic_prefix}email:{sent.partition}:{sent.offset} "
+        rf"\(otp-email-verification\) dead-lettered: InvalidJobData"
     )
 
     assert await worker.stop(signal.SIGTERM) == 0

@@ -1,0 +1,6 @@
+"""Job handlers, one module per job family. Importing this package registers them."""
+
+from pipeline.handlers import email
+from pipeline.jobs import registry
+
+__all__ = ["email", "registry"]

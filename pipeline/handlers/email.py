@@ -1,0 +1,38 @@
+"""Email job handlers: turn a job into a rendered email and send it."""
+
+from __future__ import annotations
+
+from pipeline.jobs import JobContext, registry
+from pipeline.schemas.email import ForgotPasswordEmailJob, OtpEmailJob
+from pipeline.schemas.jobs import JobName, QueueName
+from pipeline.services.email import render
+
+
+@registry.job(JobName.OTP_EMAIL_VERIFICATION, queue=QueueName.EMAIL, model=OtpEmailJob)
+async def send_otp_email(job: OtpEmailJob, ctx: JobContext) -> dict[str, str]:
+    """Send a verification code."""
+    email = render(
+        "otp",
+        to=job.email,
+        subject="Your verification code",
+        customer_name=job.customer_name,
+        otp=job.otp.get_secret_value(),
+        expires_in_minutes=job.expires_in_minutes,
+    )
+    return {"message_id": await ctx.services.email.send(email)}
+
+
+@registry.job(JobName.FORGOT_PASSWORD_EMAIL, queue=QueueName.EMAIL, model=ForgotPasswordEmailJob)
+async def send_forgot_password_email(
+    job: ForgotPasswordEmailJob, ctx: JobContext
+) -> dict[str, str]:
+    """Send a password-reset link."""
+    email = render(
+        "forgot_password",
+        to=job.email,
+        subject="Reset your password",
+        customer_name=job.customer_name,
+        reset_url=job.reset_url.get_secret_value(),
+        expires_in_minutes=job.expires_in_minutes,
+    )
+    return {"message_id": await ctx.services.email.send(email)}

@@ -1,0 +1,194 @@
+"""The producer API application code calls to enqueue jobs.
+
+    async with EmailQueue.connect() as queue:
+        job_id = await queue.add_otp_email_job(OtpEmailJob(email=..., customer_name=..., otp=...))
+
+Data is validated with the job's model before anything is sent. A job record goes to its queue
+topic, keyed by job name, in the partition of its job id; an ``added`` lifecycle record goes to
+``job-events``. With ``delay_s`` the job waits in a delay tier first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
+
+from aiokafka import AIOKafkaProducer
+
+from pipeline.admin import ensure_topics
+from pipeline.envelope import JobEnvelope, partition_for
+from pipeline.events import EventType, JobEvent, encode_event, now_ms
+from pipeline.handlers import registry
+from pipeline.runner import delay_tier_for
+from pipeline.schemas.email import ForgotPasswordEmailJob, OtpEmailJob
+from pipeline.schemas.jobs import JobModel, JobName, QueueName
+from pipeline.settings import Settings
+from pipeline.topics import DELAYS, JOB_EVENTS, QUEUES
+
+# Job ids this process has added recently: a second add with the same id sends nothing (the
+# worker's job-state table catches duplicates from other processes).
+_RECENT_IDS = 100_000
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """One job for ``add_bulk``."""
+
+    name: str
+    data: JobModel | Mapping[str, Any]
+    job_id: str | None = None
+    delay_s: float | None = None
+    attempts: int | None = None
+
+
+class Queue:
+    """Enqueues jobs of one queue. Use ``async with Queue.connect()``."""
+
+    queue: ClassVar[QueueName]
+
+    def __init__(self, producer: AIOKafkaProducer, settings: Settings, partitions: int) -> None:
+        self._producer = producer
+        self._settings = settings
+        self._partitions = partitions
+        self._topic = QUEUES[self.queue].name(settings)
+        self._events_topic = JOB_EVENTS.name(settings)
+        self._recent: OrderedDict[str, None] = OrderedDict()
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(cls, settings: Settings | None = None) -> AsyncIterator[Self]:
+        """Connect with ``settings`` (default: from the environment); close on exit."""
+        settings = settings or Settings()
+        await ensure_topics(settings, [QUEUES[cls.queue], JOB_EVENTS, *DELAYS.values()])
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            client_id=f"pipeline-{cls.queue.value}-queue",
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+        )
+        await producer.start()
+        try:
+            topic = QUEUES[cls.queue].name(settings)
+            partitions = len(await producer.partitions_for(topic))
+            yield cls(producer, settings, partitions)
+        finally:
+            await producer.stop()
+
+    async def add(
+        self,
+        job_name: str,
+        data: JobModel | Mapping[str, Any],
+        *,
+        job_id: str | None = None,
+        delay_s: float | None = None,
+        attempts: int | None = None,
+    ) -> str:
+        """Validate and enqueue one job; returns its id once the broker has it."""
+        job_id, sent = await self._send(NewJob(job_name, data, job_id, delay_s, attempts))
+        await asyncio.gather(*sent)
+        return job_id
+
+    async def add_bulk(self, jobs: Iterable[NewJob]) -> list[str]:
+        """Validate every job first, then send them all and wait once."""
+        prepared = [self._prepare(job) for job in jobs]
+        ids: list[str] = []
+        pending: list[asyncio.Future[Any]] = []
+        for job, model, max_attempts in prepared:
+            job_id, sent = await self._send(job, model, max_attempts)
+            ids.append(job_id)
+            pending.extend(sent)
+        await asyncio.gather(*pending)
+        return ids
+
+    def _prepare(self, job: NewJob) -> tuple[NewJob, JobModel, int]:
+        job_type = registry.get(job.name, self.queue)
+        model = (
+            job.data
+            if isinstance(job.data, job_type.model)
+            else job_type.model.model_validate(job.data)
+        )
+        if job.attempts is not None and job.attempts < 1:
+            raise ValueError("attempts must be at least 1")
+        if job.delay_s is not None and job.delay_s < 0:
+            raise ValueError("delay_s must not be negative")
+        return job, model, job.attempts or job_type.retry.attempts
+
+    async def _send(
+        self, job: NewJob, model: JobModel | None = None, max_attempts: int | None = None
+    ) -> tuple[str, list[asyncio.Future[Any]]]:
+        if model is None or max_attempts is None:
+            job, model, max_attempts = self._prepare(job)
+        job_id = job.job_id or uuid.uuid4().hex
+        if job_id in self._recent:
+            return job_id, []
+        self._remember(job_id)
+        now = now_ms()
+        due_at_ms = now + int(job.delay_s * 1000) if job.delay_s else None
+        envelope = JobEnvelope(
+            job_id=job_id,
+            job_name=job.name,
+            attempt=1,
+            enqueued_at_ms=now,
+            max_attempts=job.attempts,
+            due_at_ms=due_at_ms,
+            target_topic=self._topic if due_at_ms else None,
+        )
+        if due_at_ms is not None and job.delay_s is not None:
+            tier = delay_tier_for(job.delay_s, list(DELAYS))
+            topic, partition = DELAYS[tier].name(self._settings), 0
+        else:
+            topic, partition = self._topic, partition_for(job_id, self._partitions)
+        job_sent = await self._producer.send(
+            topic,
+            value=model.to_wire(),
+            key=job.name.encode(),
+            partition=partition,
+            headers=envelope.headers(),
+        )
+        event = JobEvent(
+            job_id=job_id,
+            queue=self.queue.value,
+            job_name=job.name,
+            type=EventType.ADDED,
+            attempt=1,
+            max_attempts=max_attempts,
+            timestamp_ms=now,
+            due_at_ms=due_at_ms,
+        )
+        event_sent = await self._producer.send(
+            self._events_topic, value=encode_event(event), key=job_id.encode()
+        )
+        return job_id, [job_sent, event_sent]
+
+    def _remember(self, job_id: str) -> None:
+        self._recent[job_id] = None
+        if len(self._recent) > _RECENT_IDS:
+            self._recent.popitem(last=False)
+
+
+class EmailQueue(Queue):
+    """The ``email`` queue, with a typed helper per built-in email job."""
+
+    queue = QueueName.EMAIL
+
+    async def add_otp_email_job(
+        self, job: OtpEmailJob, *, job_id: str | None = None, delay_s: float | None = None
+    ) -> str:
+        """Enqueue a verification-code email."""
+        return await self.add(JobName.OTP_EMAIL_VERIFICATION, job, job_id=job_id, delay_s=delay_s)
+
+    async def add_forgot_password_email_job(
+        self,
+        job: ForgotPasswordEmailJob,
+        *,
+        job_id: str | None = None,
+        delay_s: float | None = None,
+    ) -> str:
+        """Enqueue a password-reset email."""
+        return await self.add(JobName.FORGOT_PASSWORD_EMAIL, job, job_id=job_id, delay_s=delay_s)

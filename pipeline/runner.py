@@ -1,0 +1,416 @@
+"""The one mechanism around every handler: dedupe, limiter, lifecycle records, retries through
+the delay tiers, and dead letters. Free of Faust: the agents hand it records, a publisher and a
+state store, so it is tested directly.
+
+Decisions for a record, in order:
+1. Too large or no handler for its key: dead letter at once.
+2. Its job already completed or was dead-lettered, or it is an older copy of a job that has
+   moved on: skipped (a duplicate add or a redelivery), logged, nothing sent.
+3. Data fails the model: dead letter. Otherwise ``active``, the handler, then ``completed``.
+4. The handler raised: a ``PermanentJobError``, or the last attempt, goes to the dead-letter
+   topic; anything else waits in a delay tier and comes back as the next attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from aiolimiter import AsyncLimiter
+from pydantic import ValidationError
+
+from pipeline.envelope import DUE_AT, TARGET_TOPIC, Headers, JobEnvelope, partition_for
+from pipeline.errors import InvalidJobData, PermanentJobError, redact
+from pipeline.events import EventType, JobEvent, encode_event, now_ms
+from pipeline.jobs import JobContext, JobRegistry, JobType
+from pipeline.schemas.jobs import JobModel, QueueName
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IncomingRecord:
+    """A consumed Kafka record, as the runner needs it."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes
+    headers: Sequence[tuple[str, bytes]]
+
+
+class Publisher(Protocol):
+    """Sends one record and returns once the broker has it."""
+
+    async def publish(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes,
+        headers: Headers,
+        partition: int | None = None,
+    ) -> None: ...
+
+
+class StateStore(Protocol):
+    """Each job's latest state by job id (a Faust table in the worker)."""
+
+    def get(self, job_id: str) -> dict[str, Any] | None: ...
+
+    def set(self, job_id: str, state: dict[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class RunnerTopics:
+    """The full topic names one queue's runner sends to."""
+
+    events: str
+    dead_letter: str
+    delays: Mapping[int, str]  # tier seconds -> topic
+
+
+def delay_tier_for(remaining_s: float, tiers: Sequence[int]) -> int:
+    """The longest tier not longer than ``remaining_s`` (the shortest for shorter waits)."""
+    fitting = [tier for tier in tiers if tier <= remaining_s]
+    return max(fitting) if fitting else min(tiers)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """Where and why validation failed, without the offending input (it may be a secret)."""
+    problems = [
+        f"{'.'.join(str(part) for part in error['loc']) or 'value'}: {error['msg']}"
+        for error in exc.errors(include_input=False, include_url=False, include_context=False)
+    ]
+    return "invalid job data: " + "; ".join(problems)
+
+
+class JobRunner:
+    """Runs the records of one queue."""
+
+    def __init__(
+        self,
+        *,
+        queue: QueueName,
+        topics: RunnerTopics,
+        registry: JobRegistry,
+        publisher: Publisher,
+        states: StateStore,
+        services: Any,
+        worker_id: str,
+        max_job_bytes: int,
+        limiter: AsyncLimiter | None = None,
+    ) -> None:
+        self.queue = queue
+        self._topics = topics
+        self._registry = registry
+        self._publisher = publisher
+        self._states = states
+        self._services = services
+        self._worker_id = worker_id
+        self._max_job_bytes = max_job_bytes
+        self._limiter = limiter
+        self._in_flight: set[str] = set()
+
+    async def process(self, record: IncomingRecord) -> EventType:
+        """Take one record to its next state; returns the last lifecycle type it reached."""
+        envelope = JobEnvelope.from_record(
+            record.key,
+            record.headers,
+            fallback_id=f"{record.topic}:{record.partition}:{record.offset}",
+            timestamp_ms=record.timestamp_ms,
+        )
+        try:
+            if len(record.value) > self._max_job_bytes:
+                raise InvalidJobData(
+                    f"job record is {len(record.value)} bytes, over the limit of "
+                    f"{self._max_job_bytes}"
+                )
+            job_type = self._registry.get(envelope.job_name, self.queue)
+        except PermanentJobError as exc:
+            return await self._dead_letter(record, envelope, envelope.max_attempts or 1, exc, [])
+        max_attempts = envelope.max_attempts or job_type.retry.attempts
+        if not self._should_run(envelope, record):
+            logger.info(
+                "job %s (%s, attempt %d) skipped: it already ran or moved on",
+                envelope.job_id,
+                envelope.job_name,
+                envelope.attempt,
+            )
+            return EventType.SKIPPED
+        self._in_flight.add(envelope.job_id)
+        try:
+            return await self._run(record, envelope, job_type, max_attempts)
+        finally:
+            self._in_flight.discard(envelope.job_id)
+
+    def _should_run(self, envelope: JobEnvelope, record: IncomingRecord) -> bool:
+        if envelope.job_id in self._in_flight:
+            return False
+        state = self._states.get(envelope.job_id)
+        if state is None:
+            return True
+        if state["state"] == "active":
+            # The same record again means the worker died mid-job: run it again.
+            return bool(state["offset"] == record.offset and state["topic"] == record.topic)
+        if state["state"] == "retrying":
+            return envelope.attempt > int(state["attempt"])
+        return False  # completed or dead-lettered
+
+    def _set_state(self, envelope: JobEnvelope, state: str, record: IncomingRecord) -> None:
+        self._states.set(
+            envelope.job_id,
+            {
+                "state": state,
+                "attempt": envelope.attempt,
+                "topic": record.topic,
+                "offset": record.offset,
+                "updated_ms": now_ms(),
+            },
+        )
+
+    async def _run(
+        self,
+        record: IncomingRecord,
+        envelope: JobEnvelope,
+        job_type: JobType[Any],
+        max_attempts: int,
+    ) -> EventType:
+        try:
+            job: JobModel = job_type.model.model_validate_json(record.value)
+        except ValidationError as exc:
+            error = InvalidJobData(describe_validation_error(exc))
+            return await self._dead_letter(record, envelope, max_attempts, error, [])
+        secrets = job.secret_values()
+        async with self._limiter or contextlib.nullcontext():
+            self._set_state(envelope, "active", record)
+            await self._emit(envelope, EventType.ACTIVE, max_attempts)
+            context = JobContext(
+                job_id=envelope.job_id,
+                attempt=envelope.attempt,
+                max_attempts=max_attempts,
+                services=self._services,
+                report_progress=lambda percent: self._emit(
+                    envelope, EventType.PROGRESS, max_attempts, progress_percent=percent
+                ),
+            )
+            started = time.monotonic()
+            try:
+                result = await job_type.handler(job, context)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                duration_ms = int((time.monotonic() - started) * 1000)
+                if isinstance(exc, PermanentJobError) or envelope.attempt >= max_attempts:
+                    return await self._dead_letter(
+                        record, envelope, max_attempts, exc, secrets, duration_ms
+                    )
+                return await self._retry(record, envelope, job_type, max_attempts, exc, secrets)
+        duration_ms = int((time.monotonic() - started) * 1000)
+        self._set_state(envelope, "completed", record)
+        await self._emit(
+            envelope,
+            EventType.COMPLETED,
+            max_attempts,
+            duration_ms=duration_ms,
+            result={k: redact(str(v), secrets) for k, v in (result or {}).items()},
+        )
+        logger.info(
+            "job %s (%s) completed on attempt %d in %d ms",
+            envelope.job_id,
+            envelope.job_name,
+            envelope.attempt,
+            duration_ms,
+        )
+        return EventType.COMPLETED
+
+    async def _retry(
+        self,
+        record: IncomingRecord,
+        envelope: JobEnvelope,
+        job_type: JobType[Any],
+        max_attempts: int,
+        exc: Exception,
+        secrets: list[str],
+    ) -> EventType:
+        delay_s = job_type.retry.delay_s(envelope.attempt)
+        due_at_ms = now_ms() + int(delay_s * 1000)
+        tier = delay_tier_for(delay_s, list(self._topics.delays))
+        following = replace(envelope.next_attempt(), due_at_ms=due_at_ms, target_topic=record.topic)
+        await self._publisher.publish(
+            self._topics.delays[tier],
+            key=record.key,
+            value=record.value,
+            headers=following.headers(),
+            partition=0,
+        )
+        self._set_state(envelope, "retrying", record)
+        message = redact(str(exc) or type(exc).__name__, secrets)
+        await self._emit(
+            envelope,
+            EventType.FAILED,
+            max_attempts,
+            will_retry=True,
+            error_class=type(exc).__name__,
+            error_message=message,
+        )
+        await self._emit(envelope, EventType.RETRYING, max_attempts, due_at_ms=due_at_ms)
+        logger.info(
+            "job %s (%s) attempt %d/%d failed (%s: %s); retrying in %.1f s",
+            envelope.job_id,
+            envelope.job_name,
+            envelope.attempt,
+            max_attempts,
+            type(exc).__name__,
+            message,
+            delay_s,
+        )
+        return EventType.RETRYING
+
+    async def _dead_letter(
+        self,
+        record: IncomingRecord,
+        envelope: JobEnvelope,
+        max_attempts: int,
+        exc: Exception,
+        secrets: list[str],
+        duration_ms: int | None = None,
+    ) -> EventType:
+        message = redact(str(exc) or type(exc).__name__, secrets)
+        reason_headers = [
+            ("dlq-reason", message.encode()),
+            ("dlq-error-class", type(exc).__name__.encode()),
+            ("dlq-attempts", str(envelope.attempt).encode()),
+            ("dlq-original-topic", record.topic.encode()),
+            ("dlq-original-partition", str(record.partition).encode()),
+            ("dlq-original-offset", str(record.offset).encode()),
+            ("dlq-failed-at", str(now_ms()).encode()),
+        ]
+        original = [(k, v) for k, v in record.headers if not k.startswith("dlq-")]
+        if not any(k == "job-id" for k, _ in original):
+            original.append(("job-id", envelope.job_id.encode()))
+        await self._publisher.publish(
+            self._topics.dead_letter,
+            key=record.key,
+            value=record.value,
+            headers=original + reason_headers,
+        )
+        self._set_state(envelope, "dead_lettered", record)
+        await self._emit(
+            envelope,
+            EventType.FAILED,
+            max_attempts,
+            will_retry=False,
+            duration_ms=duration_ms,
+            error_class=type(exc).__name__,
+            error_message=message,
+        )
+        await self._emit(
+            envelope,
+            EventType.DEAD_LETTERED,
+            max_attempts,
+            error_class=type(exc).__name__,
+            error_message=message,
+        )
+        if isinstance(exc, PermanentJobError):
+            logger.error(
+                "job %s (%s) dead-lettered: %s: %s",
+                envelope.job_id,
+                envelope.job_name or "<no key>",
+                type(exc).__name__,
+                message,
+            )
+        else:
+            # A handler bug or an outage that outlasted every attempt: show where, but only the
+            # frames (the exception's own text may hold a secret and is redacted above).
+            logger.error(
+                "job %s (%s) dead-lettered after %d attempts: %s: %s\n%s",
+                envelope.job_id,
+                envelope.job_name,
+                envelope.attempt,
+                type(exc).__name__,
+                message,
+                "".join(traceback.format_tb(exc.__traceback__)),
+            )
+        return EventType.DEAD_LETTERED
+
+    async def _emit(
+        self, envelope: JobEnvelope, kind: EventType, max_attempts: int, **fields: Any
+    ) -> None:
+        event = JobEvent(
+            job_id=envelope.job_id,
+            queue=self.queue.value,
+            job_name=envelope.job_name,
+            type=kind,
+            attempt=envelope.attempt,
+            max_attempts=max_attempts,
+            worker_id=self._worker_id,
+            **fields,
+        )
+        await self._publisher.publish(
+            self._topics.events,
+            key=envelope.job_id.encode(),
+            value=encode_event(event),
+            headers=[],
+        )
+
+
+class DelayForwarder:
+    """Holds records in a delay tier until due, then sends them on (to their queue when due,
+    else to the tier that fits the rest of the wait)."""
+
+    def __init__(
+        self,
+        *,
+        publisher: Publisher,
+        delay_topics: Mapping[int, str],
+        partitions: Mapping[str, int],
+    ) -> None:
+        self._publisher = publisher
+        self._delay_topics = delay_topics
+        self._partitions = partitions  # queue topic -> partition count
+
+    async def process(self, record: IncomingRecord, tier_s: int) -> None:
+        """Wait for ``record`` (consumed from tier ``tier_s``) and forward it."""
+        envelope = JobEnvelope.from_record(
+            record.key,
+            record.headers,
+            fallback_id=f"{record.topic}:{record.partition}:{record.offset}",
+            timestamp_ms=record.timestamp_ms,
+        )
+        target = envelope.target_topic
+        if target is None or target not in self._partitions:
+            logger.error("delayed record %s has no known target topic; dropped", envelope.job_id)
+            return
+        due_at_ms = envelope.due_at_ms or record.timestamp_ms
+        release_at_ms = min(due_at_ms, record.timestamp_ms + tier_s * 1000)
+        wait_s = (release_at_ms - now_ms()) / 1000
+        if wait_s > 0:
+            await asyncio.sleep(wait_s)
+        remaining_s = (due_at_ms - now_ms()) / 1000
+        if remaining_s > 0.05:
+            tier = delay_tier_for(remaining_s, list(self._delay_topics))
+            await self._publisher.publish(
+                self._delay_topics[tier],
+                key=record.key,
+                value=record.value,
+                headers=list(record.headers),
+                partition=0,
+            )
+            return
+        headers = [(k, v) for k, v in record.headers if k not in (DUE_AT, TARGET_TOPIC)]
+        await self._publisher.publish(
+            target,
+            key=record.key,
+            value=record.value,
+            headers=headers,
+            partition=partition_for(envelope.job_id, self._partitions[target]),
+        )

@@ -1,0 +1,24 @@
+"""Services do the jobs' work (SMTP, S3). They never import Faust, so tests drive them directly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.services.email import EmailService
+from pipeline.settings import Settings
+
+
+@dataclass
+class Services:
+    """The services one worker shares between its jobs."""
+
+    email: EmailService
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Services:
+        """Build every service; none connects before its first use."""
+        return cls(email=EmailService(settings))
+
+    async def close(self) -> None:
+        """Close every connection the services hold."""
+        await self.email.close()

@@ -1,0 +1,151 @@
+"""Sending email over SMTP with aiosmtplib: templates, a pool of reused connections, timeouts.
+
+SMTP errors are sorted at this boundary: a 5xx answer about the recipient or the message is a
+``PermanentEmailError`` (retrying cannot help); connection failures, timeouts and 4xx answers
+are ``SmtpUnavailable`` (retried later).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import make_msgid
+from typing import Any
+
+import aiosmtplib
+import jinja2
+
+from pipeline.errors import PermanentJobError, TransientJobError
+from pipeline.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class SmtpUnavailable(TransientJobError):
+    """The SMTP server could not be reached or asked us to try later."""
+
+
+class PermanentEmailError(PermanentJobError):
+    """The SMTP server refused the recipient or the message for good."""
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    """A message ready to send."""
+
+    to: str
+    subject: str
+    text: str
+    html: str
+
+
+_templates = jinja2.Environment(
+    loader=jinja2.PackageLoader("pipeline", "templates"),
+    autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+)
+
+
+def render(template: str, *, to: str, subject: str, **fields: Any) -> RenderedEmail:
+    """Render ``email/<template>.txt`` and ``.html``; HTML escapes every field."""
+    return RenderedEmail(
+        to=to,
+        subject=subject,
+        text=_templates.get_template(f"email/{template}.txt").render(**fields),
+        html=_templates.get_template(f"email/{template}.html").render(**fields),
+    )
+
+
+class EmailService:
+    """Sends rendered emails through a small pool of SMTP connections kept open between jobs."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._idle: asyncio.LifoQueue[aiosmtplib.SMTP] = asyncio.LifoQueue()
+        self._slots = asyncio.Semaphore(settings.smtp_pool_size)
+        self.connections_opened = 0
+
+    def _message(self, email: RenderedEmail) -> EmailMessage:
+        message = EmailMessage()
+        message["From"] = self._settings.smtp_from_address
+        message["To"] = email.to
+        message["Subject"] = email.subject
+        message["Message-ID"] = make_msgid(domain="pipeline.local")
+        message.set_content(email.text)
+        message.add_alternative(email.html, subtype="html")
+        return message
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        s = self._settings
+        client = aiosmtplib.SMTP(
+            hostname=s.smtp_host,
+            port=s.smtp_port,
+            timeout=s.smtp_timeout_s,
+            use_tls=s.smtp_security == "tls",
+            start_tls=s.smtp_security == "starttls",
+            username=s.smtp_username,
+            password=s.smtp_password.get_secret_value() if s.smtp_password else None,
+        )
+        await client.connect()
+        self.connections_opened += 1
+        return client
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[aiosmtplib.SMTP]:
+        async with self._slots:
+            client = None
+            while not self._idle.empty():
+                candidate = self._idle.get_nowait()
+                if candidate.is_connected:
+                    client = candidate
+                    break
+            if client is None:
+                client = await self._connect()
+            try:
+                yield client
+            except BaseException:
+                # A failed conversation leaves the connection in an unknown state: drop it.
+                client.close()
+                raise
+            self._idle.put_nowait(client)
+
+    async def send(self, email: RenderedEmail) -> str:
+        """Send ``email``; returns its Message-ID."""
+        message = self._message(email)
+        try:
+            try:
+                async with self._connection() as client:
+                    await client.send_message(message)
+            except aiosmtplib.SMTPServerDisconnected:
+                # A pooled connection the server has since closed: one more try on a fresh one.
+                async with self._connection() as client:
+                    await client.send_message(message)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [refusal.code for refusal in exc.recipients]
+            if all(code >= 500 for code in codes):
+                raise PermanentEmailError(
+                    f"recipient refused by the SMTP server ({codes})"
+                ) from exc
+            raise SmtpUnavailable(f"recipient deferred by the SMTP server ({codes})") from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            if exc.code >= 500:
+                raise PermanentEmailError(f"SMTP server refused the message ({exc.code})") from exc
+            raise SmtpUnavailable(f"SMTP server answered {exc.code}") from exc
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+            raise SmtpUnavailable(
+                f"SMTP server {self._settings.smtp_host}:{self._settings.smtp_port} "
+                f"unavailable ({type(exc).__name__})"
+            ) from exc
+        return str(message["Message-ID"])
+
+    async def close(self) -> None:
+        """Close the idle connections."""
+        while not self._idle.empty():
+            client = self._idle.get_nowait()
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+                await client.quit()
