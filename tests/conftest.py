@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from tests.brokers import Broker, BrokerUnavailable, provide_broker
+from tests.smtp import SmtpSink
 from tests.workers import WorkerProcess, worker_env
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -105,3 +106,12 @@ async def start_worker(
         if worker.process is not None and worker.process.returncode is None:
             worker.process.kill()
             await worker.process.wait()
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    """A running SMTP server on a free port, stopped after the test."""
+    sink = SmtpSink(port=free_port())
+    sink.start()
+    yield sink
+    sink.stop()

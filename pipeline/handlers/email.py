@@ -8,6 +8,13 @@ from pipeline.schemas.jobs import JobName, QueueName
 from pipeline.services.email import render
 
 
+def message_id(ctx: JobContext) -> str:
+    """One Message-ID per job, the same on every attempt: if a worker dies after the server
+    accepted a message but before the job was marked done, the re-sent copy carries the same id
+    and mail systems that deduplicate on it drop it."""
+    return f"<{ctx.job_id}@pipeline.jobs>"
+
+
 @registry.job(JobName.OTP_EMAIL_VERIFICATION, queue=QueueName.EMAIL, model=OtpEmailJob)
 async def send_otp_email(job: OtpEmailJob, ctx: JobContext) -> dict[str, str]:
     """Send a verification code."""
@@ -15,6 +22,7 @@ async def send_otp_email(job: OtpEmailJob, ctx: JobContext) -> dict[str, str]:
         "otp",
         to=job.email,
         subject="Your verification code",
+        message_id=message_id(ctx),
         customer_name=job.customer_name,
         otp=job.otp.get_secret_value(),
         expires_in_minutes=job.expires_in_minutes,
@@ -31,6 +39,7 @@ async def send_forgot_password_email(
         "forgot_password",
         to=job.email,
         subject="Reset your password",
+        message_id=message_id(ctx),
         customer_name=job.customer_name,
         reset_url=job.reset_url.get_secret_value(),
         expires_in_minutes=job.expires_in_minutes,

@@ -41,6 +41,7 @@ class RenderedEmail:
     subject: str
     text: str
     html: str
+    message_id: str | None = None  # derived from the job id, so a re-send is recognisably a copy
 
 
 _templates = jinja2.Environment(
@@ -51,11 +52,14 @@ _templates = jinja2.Environment(
 )
 
 
-def render(template: str, *, to: str, subject: str, **fields: Any) -> RenderedEmail:
+def render(
+    template: str, *, to: str, subject: str, message_id: str | None = None, **fields: Any
+) -> RenderedEmail:
     """Render ``email/<template>.txt`` and ``.html``; HTML escapes every field."""
     return RenderedEmail(
         to=to,
         subject=subject,
+        message_id=message_id,
         text=_templates.get_template(f"email/{template}.txt").render(**fields),
         html=_templates.get_template(f"email/{template}.html").render(**fields),
     )
@@ -75,7 +79,7 @@ class EmailService:
         message["From"] = self._settings.smtp_from_address
         message["To"] = email.to
         message["Subject"] = email.subject
-        message["Message-ID"] = make_msgid(domain="pipeline.local")
+        message["Message-ID"] = email.message_id or make_msgid(domain="pipeline.local")
         message.set_content(email.text)
         message.add_alternative(email.html, subtype="html")
         return message

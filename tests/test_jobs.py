@@ -1,0 +1,69 @@
+"""Job models, the registry and retry policies (no broker)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from pydantic import ValidationError
+
+from pipeline.errors import UnknownJobError, redact
+from pipeline.handlers import registry
+from pipeline.retry import RetryPolicy
+from pipeline.runner import delay_tier_for, describe_validation_error
+from pipeline.schemas import JobName, OtpEmailJob, QueueName
+
+
+def test_secrets_are_masked_everywhere_but_on_the_wire() -> None:
+    job = OtpEmailJob(email="ann@example.com", customer_name="Ann", otp="482913")
+    assert "482913" not in repr(job)
+    assert "482913" not in str(job)
+    assert "482913" not in job.model_dump_json()
+    assert b'"otp":"482913"' in job.to_wire()
+    assert OtpEmailJob.model_validate_json(job.to_wire()) == job
+    assert job.secret_values() == ["482913"]
+
+
+def test_validation_messages_never_repeat_the_input() -> None:
+    with pytest.raises(ValidationError) as caught:
+        OtpEmailJob.model_validate({"email": "not-an-email", "customer_name": "A", "otp": "12"})
+    message = describe_validation_error(caught.value)
+    assert "email" in message
+    assert "otp" in message
+    assert "not-an-email" not in message
+    assert "'12'" not in message
+
+
+def test_registry_finds_handlers_by_name_and_queue() -> None:
+    job_type = registry.get(JobName.OTP_EMAIL_VERIFICATION, QueueName.EMAIL)
+    assert job_type.model is OtpEmailJob
+    assert job_type.retry.attempts == 3
+    with pytest.raises(UnknownJobError):
+        registry.get("no-such-job", QueueName.EMAIL)
+    with pytest.raises(UnknownJobError):
+        registry.get(JobName.OTP_EMAIL_VERIFICATION, QueueName.MEDIA_UPLOAD)
+
+
+def test_backoff_doubles_with_bounded_jitter_and_a_cap() -> None:
+    policy = RetryPolicy(attempts=5, backoff_s=1.0, max_delay_s=6.0, jitter=0.2)
+    rng = random.Random(7)
+    for attempt, base in [(1, 1.0), (2, 2.0), (3, 4.0)]:
+        delay = policy.delay_s(attempt, rng)
+        assert base * 0.8 <= delay <= base * 1.2
+    assert policy.delay_s(10, rng) <= 6.0
+    with pytest.raises(ValueError, match="attempts"):
+        RetryPolicy(attempts=0)
+
+
+def test_delay_tiers_pick_the_longest_that_fits() -> None:
+    tiers = [1, 5, 30, 120]
+    assert delay_tier_for(0.2, tiers) == 1
+    assert delay_tier_for(4.9, tiers) == 1
+    assert delay_tier_for(5.0, tiers) == 5
+    assert delay_tier_for(3600, tiers) == 120
+
+
+def test_redact_removes_every_secret() -> None:
+    assert redact("code 482913 refused for 482913", ["482913"]) == (
+        "code [redacted] refused for [redacted]"
+    )
