@@ -24,6 +24,8 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         # A job is only acknowledged once every replica has it.
         producer_acks=-1,
+        broker_session_timeout=settings.kafka_session_timeout_s,
+        broker_heartbeat_interval=settings.kafka_session_timeout_s / 3,
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_in_thread=False,

@@ -12,6 +12,7 @@ Variables (defaults in brackets):
 - ``PIPELINE_WEB_HOST`` [127.0.0.1] and ``PIPELINE_WEB_PORT`` [6066]: the worker's web server.
 - ``PIPELINE_DATA_DIR`` [pipeline-data]: Faust's local state folder.
 - ``PIPELINE_LOG_LEVEL`` [INFO].
+- ``PIPELINE_KAFKA_SESSION_TIMEOUT_S`` [10]: a worker silent this long loses its partitions.
 - ``PIPELINE_WORKER_ID`` [host:pid]: names this worker in lifecycle records.
 - ``PIPELINE_MAX_JOB_BYTES`` [262144]: larger job records are dead-lettered unread.
 - ``PIPELINE_EMAIL_CONCURRENCY`` [3]: email jobs one worker runs at once.
@@ -62,6 +63,12 @@ class Settings(BaseSettings):
         Path("pipeline-data"), description="Faust's local state folder (table checkpoints)."
     )
     log_level: str = Field("INFO", description="Log level of the worker.")
+    kafka_session_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="How long the group waits for a silent worker before giving its partitions "
+        "to the others (a crashed worker's jobs resume after this).",
+    )
     worker_id: str = Field(
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}",
         description="Names this worker in lifecycle records.",

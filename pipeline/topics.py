@@ -92,7 +92,6 @@ email_job_state = app.Table(
     default=None,
     partitions=EMAIL.partition_count(settings),
     key_type=str,
-    value_type=dict,
 )
 
 

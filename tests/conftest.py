@@ -12,7 +12,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from pipeline.admin import ensure_topics
+from pipeline.settings import Settings
+from pipeline.topics import ALL_TOPICS, JOB_EVENTS
 from tests.brokers import Broker, BrokerUnavailable, provide_broker
+from tests.kafka_utils import EventLog
 from tests.smtp import SmtpSink
 from tests.workers import WorkerProcess, worker_env
 
@@ -115,3 +119,20 @@ def smtp_sink() -> Iterator[SmtpSink]:
     sink.start()
     yield sink
     sink.stop()
+
+
+@pytest.fixture
+def pipeline_settings(kafka_bootstrap: str, topic_prefix: str) -> Settings:
+    """Settings a producer in this test uses: the test's broker and topics."""
+    return Settings(kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=topic_prefix)
+
+
+@pytest.fixture
+async def event_log(pipeline_settings: Settings) -> AsyncIterator[EventLog]:
+    """Every lifecycle record of this test, collected as it arrives (creates the test's topics
+    first, so none is auto-created with the broker's default partitions)."""
+    await ensure_topics(pipeline_settings, ALL_TOPICS)
+    log = EventLog(pipeline_settings.kafka_bootstrap_servers, JOB_EVENTS.name(pipeline_settings))
+    await log.start()
+    yield log
+    await log.stop()

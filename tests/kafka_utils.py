@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
+
+from pipeline.events import EventType, JobEvent, decode_event
 
 
 async def eventually(
@@ -38,3 +42,75 @@ async def group_members(admin: AIOKafkaAdminClient, group_id: str) -> int:
     responses = await admin.describe_consumer_groups([group_id])
     groups = [g for response in responses for g in response.to_object()["groups"]]
     return sum(len(g["members"]) for g in groups if g["group"] == group_id)
+
+
+class EventLog:
+    """Collects every lifecycle record on a job-events topic, from the beginning."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.topic = topic
+        self.events: list[JobEvent] = []
+        self.raw: list[bytes] = []
+        self._consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        async for record in self._consumer:
+            self.raw.append(record.value)
+            self.events.append(decode_event(record.value))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._consumer.stop()
+
+    def of(self, job_id: str) -> list[JobEvent]:
+        """The records of one job, in order."""
+        return [e for e in self.events if e.job_id == job_id]
+
+    def types(self, job_id: str) -> list[str]:
+        return [e.type.value for e in self.of(job_id)]
+
+    async def wait_for(
+        self, job_ids: Iterable[str], kind: EventType, timeout_s: float = 60.0
+    ) -> dict[str, JobEvent]:
+        """Wait until each job has a record of type ``kind``; returns the first of each."""
+        wanted = list(job_ids)
+
+        async def check() -> dict[str, JobEvent] | None:
+            found = {}
+            for event in self.events:
+                if event.type == kind and event.job_id in wanted:
+                    found.setdefault(event.job_id, event)
+            return found if len(found) == len(wanted) else None
+
+        result: dict[str, JobEvent] = await eventually(
+            check, timeout_s=timeout_s, what=f"{kind.value} records for {len(wanted)} jobs"
+        )
+        return result
+
+
+async def read_topic(bootstrap: str, topic: str, timeout_ms: int = 3000) -> list[ConsumerRecord]:
+    """Every record currently in ``topic``."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=timeout_ms)
+            if not batch:
+                return records
+            for part in batch.values():
+                records.extend(part)
+    finally:
+        await consumer.stop()

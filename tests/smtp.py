@@ -46,6 +46,7 @@ class SmtpSink:
     defer: dict[str, int] = field(default_factory=dict)  # recipient -> times to answer 421
     received: list[Received] = field(default_factory=list)
     connections: int = 0
+    holding: bool = False  # a message is being held before the answer
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _controller: Controller | None = None
 
@@ -71,7 +72,11 @@ class SmtpSink:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.hold_s:
-            await asyncio.sleep(self.hold_s)
+            self.holding = True
+            try:
+                await asyncio.sleep(self.hold_s)
+            finally:
+                self.holding = False
             if server.transport is None or server.transport.is_closing():
                 # The client went away before our answer: the message was never accepted.
                 return "421 4.4.2 connection lost"

@@ -1,0 +1,223 @@
+"""Email jobs end to end: the producer API, a real worker process, Kafka and an SMTP server."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Awaitable, Callable
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from pipeline.events import EventType
+from pipeline.queues import EmailQueue, NewJob
+from pipeline.schemas import JobName, OtpEmailJob
+from pipeline.settings import Settings
+from tests.kafka_utils import EventLog, eventually, read_topic
+from tests.smtp import SmtpSink
+from tests.workers import WorkerProcess
+
+pytestmark = pytest.mark.slow
+
+StartWorker = Callable[..., Awaitable[WorkerProcess]]
+OTP = JobName.OTP_EMAIL_VERIFICATION
+
+
+def smtp_env(sink: SmtpSink, **extra: str) -> dict[str, str]:
+    return {"PIPELINE_SMTP_HOST": "127.0.0.1", "PIPELINE_SMTP_PORT": str(sink.port), **extra}
+
+
+def otp_job(index: int, prefix: str = "user") -> OtpEmailJob:
+    return OtpEmailJob(
+        email=f"{prefix}{index}@example.com",
+        customer_name=f"Customer {index}",
+        otp=f"{731000 + index}",
+    )
+
+
+async def test_otp_jobs_become_emails_and_completed_records(
+    start_worker: StartWorker,
+    smtp_sink: SmtpSink,
+    event_log: EventLog,
+    pipeline_settings: Settings,
+    kafka_bootstrap: str,
+) -> None:
+    worker = await start_worker(**smtp_env(smtp_sink))
+    jobs = [otp_job(i) for i in range(24)]
+    async with EmailQueue.connect(pipeline_settings) as queue:
+        ids = [await queue.add_otp_email_job(job) for job in jobs[:12]]
+        ids += await queue.add_bulk(NewJob(OTP, job) for job in jobs[12:])
+
+    received = await smtp_sink.wait_for_count(len(jobs))
+    assert len(received) == len(jobs)
+    for job in jobs:
+        [mail] = smtp_sink.messages_to(job.email)
+        assert mail.message["Subject"] == "Your verification code"
+        assert job.otp.get_secret_value() in mail.text
+        assert job.otp.get_secret_value() in mail.html
+        assert job.customer_name in mail.html
+
+    completed = await event_log.wait_for(ids, EventType.COMPLETED)
+    for job_id in ids:
+        assert event_log.types(job_id) == ["added", "active", "completed"]
+        assert completed[job_id].result["message_id"] == f"<{job_id}@pipeline.jobs>"
+        assert completed[job_id].worker_id
+
+    # One job name, yet the records spread over the queue's partitions (placed by job id).
+    records = await read_topic(kafka_bootstrap, f"{pipeline_settings.topic_prefix}email")
+    assert {r.key for r in records} == {OTP.encode()}
+    assert len({r.partition for r in records}) > 3
+
+    secrets = [job.otp.get_secret_value() for job in jobs]
+    assert not [s for s in secrets if s in worker.log_text()]
+    assert not [s for s in secrets for raw in event_log.raw if s.encode() in raw]
+
+
+async def test_smtp_outage_retries_then_delivers_while_other_jobs_complete(
+    start_worker: StartWorker,
+    smtp_sink: SmtpSink,
+    event_log: EventLog,
+    pipeline_settings: Settings,
+) -> None:
+    await start_worker(**smtp_env(smtp_sink))
+    smtp_sink.stop()
+    async with EmailQueue.connect(pipeline_settings) as queue:
+        during_outage = [await queue.add_otp_email_job(otp_job(i, "outage")) for i in range(3)]
+        await event_log.wait_for(during_outage, EventType.RETRYING)
+        smtp_sink.start()
+        completed = await event_log.wait_for(during_outage, EventType.COMPLETED)
+        assert all(event.attempt >= 2 for event in completed.values())
+        for job_id in during_outage:
+            failed = next(e for e in event_log.of(job_id) if e.type == EventType.FAILED)
+            assert failed.will_retry is True
+            assert failed.error_class == "SmtpUnavailable"
+
+        # One mailbox answers "try later" twice; the other jobs do not wait for it.
+        smtp_sink.defer["busy@example.com"] = 2
+        busy = await queue.add_otp_email_job(
+            OtpEmailJob(email="busy@example.com", customer_name="Busy", otp="555111")
+        )
+        others = [await queue.add_otp_email_job(otp_job(i, "other")) for i in range(5)]
+        others_done = await event_log.wait_for(others, EventType.COMPLETED)
+        busy_done = await event_log.wait_for([busy], EventType.COMPLETED)
+    assert all(event.attempt == 1 for event in others_done.values())
+    assert busy_done[busy].attempt == 3
+    assert max(e.timestamp_ms for e in others_done.values()) < busy_done[busy].timestamp_ms
+    assert event_log.types(busy) == [
+        "added", "active", "failed", "retrying", "active", "failed", "retrying", "active",
+        "completed",
+    ]  # fmt: skip
+
+
+async def test_refused_and_exhausted_jobs_are_dead_lettered_with_reasons(
+    start_worker: StartWorker,
+    smtp_sink: SmtpSink,
+    event_log: EventLog,
+    pipeline_settings: Settings,
+    kafka_bootstrap: str,
+) -> None:
+    await start_worker(**smtp_env(smtp_sink))
+    smtp_sink.refuse.add("gone@example.com")
+    smtp_sink.defer["never@example.com"] = 1000
+    async with EmailQueue.connect(pipeline_settings) as queue:
+        refused = await queue.add_otp_email_job(
+            OtpEmailJob(email="gone@example.com", customer_name="Gone", otp="902211")
+        )
+        exhausted = await queue.add(
+            OTP,
+            {"email": "never@example.com", "customer_name": "Never", "otp": "902212"},
+            attempts=2,
+        )
+    dead = await event_log.wait_for([refused, exhausted], EventType.DEAD_LETTERED)
+    assert dead[refused].attempt == 1
+    assert dead[refused].error_class == "PermanentEmailError"
+    assert dead[exhausted].attempt == 2
+    assert dead[exhausted].max_attempts == 2
+    assert dead[exhausted].error_class == "SmtpUnavailable"
+
+    letters = await read_topic(
+        kafka_bootstrap, f"{pipeline_settings.topic_prefix}email-dead-letter"
+    )
+    by_id = {dict(r.headers)["job-id"].decode(): r for r in letters}
+    assert set(by_id) == {refused, exhausted}
+    refused_headers = dict(by_id[refused].headers)
+    assert b"refused" in refused_headers["dlq-reason"]
+    assert refused_headers["dlq-attempts"] == b"1"
+    assert (
+        refused_headers["dlq-original-topic"] == f"{pipeline_settings.topic_prefix}email".encode()
+    )
+    assert dict(by_id[exhausted].headers)["dlq-attempts"] == b"2"
+    assert by_id[exhausted].key == OTP.encode()
+    assert b'"otp":"902212"' in by_id[exhausted].value  # the original job, ready to redrive
+
+
+async def test_bad_input_is_dead_lettered_and_the_worker_keeps_going(
+    start_worker: StartWorker,
+    smtp_sink: SmtpSink,
+    event_log: EventLog,
+    pipeline_settings: Settings,
+    producer: AIOKafkaProducer,
+    kafka_bootstrap: str,
+) -> None:
+    worker = await start_worker(**smtp_env(smtp_sink, PIPELINE_MAX_JOB_BYTES="2000"))
+    topic = f"{pipeline_settings.topic_prefix}email"
+    bad = {
+        "not-json": (OTP.encode(), b"\xff\xfe not json"),
+        "invalid": (OTP.encode(), b'{"email": "nobody", "customer_name": "X", "otp": "31337"}'),
+        "unknown": (b"send-a-fax", b'{"to": "1234"}'),
+        "oversize": (OTP.encode(), b'{"email": "' + b"a" * 3000 + b'"}'),
+        "no-key": (None, b"{}"),
+    }
+    offsets = {}
+    for name, (key, value) in bad.items():
+        sent = await producer.send_and_wait(topic, value, key=key)
+        offsets[name] = f"{topic}:{sent.partition}:{sent.offset}"
+    dead = await event_log.wait_for(offsets.values(), EventType.DEAD_LETTERED)
+    reasons = {name: dead[job_id].error_message or "" for name, job_id in offsets.items()}
+    assert "invalid job data" in reasons["not-json"]
+    assert "email" in reasons["invalid"]
+    assert "31337" not in reasons["invalid"]
+    assert "no handler for job 'send-a-fax'" in reasons["unknown"]
+    assert "over the limit of 2000" in reasons["oversize"]
+    assert "no handler for job ''" in reasons["no-key"]
+
+    letters = await read_topic(kafka_bootstrap, f"{topic}-dead-letter")
+    assert sorted(r.value for r in letters) == sorted(value for _, value in bad.values())
+
+    async with EmailQueue.connect(pipeline_settings) as queue:
+        after = await queue.add_otp_email_job(otp_job(1, "after"))
+    await event_log.wait_for([after], EventType.COMPLETED)
+    assert worker.process is not None
+    assert worker.process.returncode is None
+    assert "31337" not in worker.log_text()
+
+
+async def test_a_killed_worker_resumes_without_sending_twice(
+    start_worker: StartWorker,
+    smtp_sink: SmtpSink,
+    event_log: EventLog,
+    pipeline_settings: Settings,
+) -> None:
+    env = smtp_env(smtp_sink, PIPELINE_EMAIL_CONCURRENCY="1")
+    smtp_sink.hold_s = 0.1
+    first = await start_worker(**env)
+    jobs = [otp_job(i, "kill") for i in range(30)]
+    async with EmailQueue.connect(pipeline_settings) as queue:
+        ids = await queue.add_bulk(NewJob(OTP, job) for job in jobs)
+
+    await smtp_sink.wait_for_count(8)
+    # Kill while the server holds a message: the one job in flight has no answer yet, so its
+    # message was never accepted, and every earlier job is done and recorded as done.
+    await eventually(lambda: _true(smtp_sink.holding), timeout_s=10, what="a held message")
+    assert await first.stop(signal.SIGKILL) == -signal.SIGKILL
+    sent_before_restart = len(smtp_sink.received)
+    assert sent_before_restart < len(jobs)
+
+    await start_worker(**env)
+    await event_log.wait_for(ids, EventType.COMPLETED, timeout_s=120)
+    for job in jobs:
+        assert len(smtp_sink.messages_to(job.email)) == 1, job.email
+    assert len(smtp_sink.received) == len(jobs)
+
+
+async def _true(value: bool) -> bool:
+    return value
