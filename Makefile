@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 KAFKA := PYTHON=$(abspath $(BIN)/python) deploy/kafka/kafka.sh
+MAIL := PYTHON=$(abspath $(BIN)/python) deploy/mail.sh
 
 .PHONY: venv run worker up down status test lint format clean
 
@@ -22,15 +23,18 @@ run: up worker
 worker: venv
 	$(BIN)/faust -A pipeline worker --loglevel info
 
-## The local stack alone: a single-node Kafka on 127.0.0.1:9092.
+## The local stack alone: Kafka on 127.0.0.1:9092 and a development SMTP server on :1025.
 up: venv
 	$(KAFKA) up
+	$(MAIL) up
 
 down:
+	-$(MAIL) down
 	$(KAFKA) down
 
 status:
 	$(KAFKA) status
+	$(MAIL) status
 
 ## The whole test suite, against a real broker (started here if none is configured).
 test: venv

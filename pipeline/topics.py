@@ -95,6 +95,13 @@ email_job_state = app.Table(
 )
 
 
+# Lifecycle records counted by "<queue>/<job name>/<type>". Fed through a repartition topic
+# ("<app id>-<job-events>-job-counts-repartition") so each key lives in one partition.
+job_counts = app.Table(
+    "job-counts", default=int, partitions=JOB_EVENTS.partition_count(settings), key_type=str
+)
+
+
 @app.task
 async def declare_topics() -> None:
     """Create every topic on start-up, including those no agent of this worker consumes."""

@@ -1,0 +1,63 @@
+"""The monitoring agent: one structured log line per lifecycle record, and counts by state."""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from pipeline.application import app
+from pipeline.events import EventDecodeError, JobEvent, decode_event
+from pipeline.topics import job_counts, job_events_topic
+
+logger = logging.getLogger(__name__)
+
+UNREADABLE = "unreadable"
+
+
+def count_key(event: JobEvent) -> str:
+    """The counter a record adds to: queue, job name and type."""
+    return f"{event.queue}/{event.job_name}/{event.type.value}"
+
+
+def _count_key_of(value: bytes) -> str:
+    try:
+        return count_key(decode_event(value))
+    except EventDecodeError:
+        return UNREADABLE
+
+
+def log_line(event: JobEvent) -> str:
+    """The record as one ``key=value`` line (values never hold secrets: they are redacted)."""
+    fields: dict[str, object] = {
+        "queue": event.queue,
+        "job": event.job_name,
+        "id": event.job_id,
+        "type": event.type.value,
+        "attempt": f"{event.attempt}/{event.max_attempts}",
+        "worker": event.worker_id,
+        "duration_ms": event.duration_ms,
+        "due_at_ms": event.due_at_ms,
+        "progress": event.progress_percent,
+        "error": event.error_class,
+        "reason": event.error_message,
+    }
+    return " ".join(
+        f"{name}={value!r}" if isinstance(value, str) and " " in value else f"{name}={value}"
+        for name, value in fields.items()
+        if value is not None
+    )
+
+
+@app.agent(job_events_topic)
+async def monitor_agent(stream: faust.StreamT[bytes]) -> None:
+    """Log and count every lifecycle record."""
+    async for value in stream.group_by(_count_key_of, name="job-counts"):
+        try:
+            event = decode_event(value)
+        except EventDecodeError as exc:
+            logger.warning("job_event unreadable record on job-events: %s", exc)
+            job_counts[UNREADABLE] += 1
+            continue
+        logger.info("job_event %s", log_line(event))
+        job_counts[count_key(event)] += 1

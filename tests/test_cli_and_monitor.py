@@ -1,0 +1,101 @@
+"""The command line (enqueue, events) and the monitoring agent, on a real worker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from pipeline.events import EventType
+from pipeline.settings import Settings
+from tests.brokers import REPO
+from tests.kafka_utils import EventLog, read_topic
+from tests.smtp import SmtpSink
+from tests.workers import WorkerProcess
+
+pytestmark = pytest.mark.slow
+
+StartWorker = Callable[..., Awaitable[WorkerProcess]]
+FAUST = str(Path(sys.executable).with_name("faust"))
+
+
+async def faust_cli(settings: Settings, *args: str) -> tuple[int, str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIPELINE_")}
+    env.update(
+        PIPELINE_KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers,
+        PIPELINE_TOPIC_PREFIX=settings.topic_prefix,
+    )
+    process = await asyncio.create_subprocess_exec(
+        FAUST, "-A", "pipeline", *args, cwd=REPO, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_enqueue_and_events_commands_and_the_monitor(
+    start_worker: StartWorker,
+    smtp_sink: SmtpSink,
+    event_log: EventLog,
+    pipeline_settings: Settings,
+    kafka_bootstrap: str,
+    app_id: str,
+) -> None:
+    worker = await start_worker(
+        PIPELINE_SMTP_HOST="127.0.0.1", PIPELINE_SMTP_PORT=str(smtp_sink.port)
+    )
+    data = {"email": "cli@example.com", "customer_name": "Cli", "otp": "660066"}
+    code, out, err = await faust_cli(
+        pipeline_settings, "enqueue", "email", "otp-email-verification", "--data", json.dumps(data)
+    )
+    assert code == 0, err
+    job_id = out.strip().splitlines()[-1]
+    await event_log.wait_for([job_id], EventType.COMPLETED)
+    assert len(smtp_sink.messages_to("cli@example.com")) == 1
+
+    code, out, err = await faust_cli(pipeline_settings, "events", "--job", job_id)
+    assert code == 0, err
+    printed = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert [record["type"] for record in printed] == ["added", "active", "completed"]
+    assert all(record["job_id"] == job_id for record in printed)
+    assert "660066" not in out
+
+    await worker.wait_for_log(
+        rf"job_event queue=email job=otp-email-verification id={job_id} type=completed "
+        r"attempt=1/3 worker=\S+ duration_ms=\d+"
+    )
+    # The counts table's changelog holds the latest count of each key.
+    changelog = f"{app_id}-job-counts-changelog"
+    counts: dict[str, int] = {}
+    for record in await read_topic(kafka_bootstrap, changelog):
+        counts[json.loads(record.key)] = json.loads(record.value)
+    assert counts == {
+        "email/otp-email-verification/added": 1,
+        "email/otp-email-verification/active": 1,
+        "email/otp-email-verification/completed": 1,
+    }
+    assert "660066" not in worker.log_text()
+
+
+async def test_enqueue_refuses_invalid_data_and_publishes_nothing(
+    pipeline_settings: Settings, event_log: EventLog, kafka_bootstrap: str
+) -> None:
+    bad = {"email": "not-an-address", "customer_name": "X", "otp": "123456"}
+    code, _, err = await faust_cli(
+        pipeline_settings, "enqueue", "email", "otp-email-verification", "--data", json.dumps(bad)
+    )
+    assert code != 0
+    assert "invalid job data: email" in err
+    code, _, err = await faust_cli(
+        pipeline_settings, "enqueue", "email", "no-such-job", "--data", "{}"
+    )
+    assert code != 0
+    assert "no handler for job 'no-such-job'" in err
+    assert await read_topic(kafka_bootstrap, f"{pipeline_settings.topic_prefix}email", 1000) == []
+    assert event_log.events == []
