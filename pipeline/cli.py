@@ -1,7 +1,7 @@
 """Command-line tools on the Faust CLI.
 
-    faust -A pipeline enqueue email otp-email-verification --data '{"email": ...}'
-    faust -A pipeline events [--follow] [--job ID]
+faust -A pipeline enqueue email otp-email-verification --data '{"email": ...}'
+faust -A pipeline events [--follow] [--job ID]
 """
 
 from __future__ import annotations
