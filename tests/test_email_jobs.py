@@ -221,3 +221,32 @@ async def test_a_killed_worker_resumes_without_sending_twice(
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_a_job_id_given_twice_runs_once_and_delay_s_holds_a_job_back(
+    start_worker: StartWorker,
+    smtp_sink: SmtpSink,
+    event_log: EventLog,
+    pipeline_settings: Settings,
+) -> None:
+    worker = await start_worker(**smtp_env(smtp_sink))
+    job = OtpEmailJob(email="once@example.com", customer_name="Once", otp="808080")
+    # Two separate producers, so the second add reaches the worker (one producer alone would
+    # not even send it).
+    async with EmailQueue.connect(pipeline_settings) as queue:
+        assert await queue.add_otp_email_job(job, job_id="signup-1") == "signup-1"
+        assert await queue.add_otp_email_job(job, job_id="signup-1") == "signup-1"
+        await event_log.wait_for(["signup-1"], EventType.COMPLETED)
+    async with EmailQueue.connect(pipeline_settings) as queue:
+        await queue.add_otp_email_job(job, job_id="signup-1")
+        delayed = await queue.add_otp_email_job(otp_job(1, "delayed"), delay_s=2)
+    await worker.wait_for_log(r"job signup-1 \(otp-email-verification, attempt 1\) skipped")
+    done = await event_log.wait_for([delayed], EventType.COMPLETED)
+    assert len(smtp_sink.messages_to("once@example.com")) == 1
+    assert event_log.types("signup-1") == ["added", "active", "completed", "added"]
+
+    [added] = [e for e in event_log.of(delayed) if e.type == EventType.ADDED]
+    [active] = [e for e in event_log.of(delayed) if e.type == EventType.ACTIVE]
+    assert added.due_at_ms == added.timestamp_ms + 2000
+    assert active.timestamp_ms >= added.due_at_ms
+    assert done[delayed].attempt == 1
