@@ -66,6 +66,8 @@ class JobEvent:
     error_message: str | None = None
     progress_percent: float | None = None
     result: dict[str, str] = field(default_factory=dict)
+    progress_bytes_done: int | None = None
+    progress_bytes_total: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values, as JSON output and the Avro writer want them."""
@@ -95,11 +97,16 @@ class _Schemas:
     writers: dict[bytes, dict[str, Any]]
 
 
+# Earlier versions of job_event.avsc: records they wrote are still on topics and must decode.
+PREVIOUS_SCHEMAS = ("job_event.v1.avsc",)
+
+
 @cache
 def _schemas() -> _Schemas:
     # Loaded on first use, not at import: importing pipeline reads no files.
     current = _load_schema("job_event.avsc")
-    writers = {_fingerprint(schema): schema for schema in (current,)}
+    versions = [current, *(_load_schema(name) for name in PREVIOUS_SCHEMAS)]
+    writers = {_fingerprint(schema): schema for schema in versions}
     return _Schemas(current, _fingerprint(current), writers)
 
 

@@ -12,17 +12,26 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from pipeline.errors import ConfigurationError, UnknownJobError
 from pipeline.retry import RetryPolicy
 from pipeline.schemas.jobs import JobModel, QueueName
 
 M = TypeVar("M", bound=JobModel)
-ProgressReporter = Callable[[float], Awaitable[None]]
 
 
-async def _no_progress(percent: float) -> None:
+class ProgressReporter(Protocol):
+    """Reports how far a job has got; the runner throttles nothing, callers do."""
+
+    def __call__(
+        self, percent: float, bytes_done: int | None = None, bytes_total: int | None = None
+    ) -> Awaitable[None]: ...
+
+
+async def _no_progress(
+    percent: float, bytes_done: int | None = None, bytes_total: int | None = None
+) -> None:
     return None
 
 

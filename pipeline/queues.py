@@ -27,6 +27,7 @@ from pipeline.handlers import registry
 from pipeline.runner import delay_tier_for
 from pipeline.schemas.email import ForgotPasswordEmailJob, OtpEmailJob
 from pipeline.schemas.jobs import JobModel, JobName, QueueName
+from pipeline.schemas.media import MediaUploadJob
 from pipeline.settings import Settings
 from pipeline.topics import DELAYS, JOB_EVENTS, QUEUES
 
@@ -192,3 +193,15 @@ class EmailQueue(Queue):
     ) -> str:
         """Enqueue a password-reset email."""
         return await self.add(JobName.FORGOT_PASSWORD_EMAIL, job, job_id=job_id, delay_s=delay_s)
+
+
+class MediaUploadQueue(Queue):
+    """The ``media-upload`` queue."""
+
+    queue = QueueName.MEDIA_UPLOAD
+
+    async def add_media_upload_job(
+        self, job: MediaUploadJob, *, job_id: str | None = None, delay_s: float | None = None
+    ) -> str:
+        """Enqueue moving a staged file into object storage."""
+        return await self.add(JobName.MEDIA_UPLOAD, job, job_id=job_id, delay_s=delay_s)

@@ -198,8 +198,13 @@ class JobRunner:
                 attempt=envelope.attempt,
                 max_attempts=max_attempts,
                 services=self._services,
-                report_progress=lambda percent: self._emit(
-                    envelope, EventType.PROGRESS, max_attempts, progress_percent=percent
+                report_progress=lambda percent, done=None, total=None: self._emit(
+                    envelope,
+                    EventType.PROGRESS,
+                    max_attempts,
+                    progress_percent=percent,
+                    progress_bytes_done=done,
+                    progress_bytes_total=total,
                 ),
             )
             started = time.monotonic()

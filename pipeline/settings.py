@@ -23,6 +23,15 @@ Variables (defaults in brackets):
   ``PIPELINE_SMTP_SECURITY`` [none | starttls | tls], ``PIPELINE_SMTP_TIMEOUT_S`` [10],
   ``PIPELINE_SMTP_POOL_SIZE`` [3]: reused connections, ``PIPELINE_SMTP_FROM_ADDRESS``
   [no-reply@localhost].
+- ``PIPELINE_S3_ENDPOINT_URL`` [http://127.0.0.1:9000], ``PIPELINE_S3_REGION`` [us-east-1],
+  ``PIPELINE_S3_ACCESS_KEY_ID`` / ``PIPELINE_S3_SECRET_ACCESS_KEY`` [pipeline / pipeline-secret],
+  ``PIPELINE_S3_ADDRESSING_STYLE`` [path | virtual | auto].
+- ``PIPELINE_MEDIA_STAGING_DIR`` [media-staging]: local sources must resolve inside it;
+  ``PIPELINE_MEDIA_STAGING_BUCKET`` [none]: the one bucket ``s3://`` sources may come from.
+- ``PIPELINE_MEDIA_PART_SIZE_BYTES`` [8 MiB]: multipart part size (files up to it go in one
+  request); ``PIPELINE_MEDIA_MAX_BYTES`` [5 GiB]; ``PIPELINE_MEDIA_ALLOWED_CONTENT_TYPES``
+  [images, video, audio, PDF; JSON list]; ``PIPELINE_MEDIA_CONCURRENCY`` [2];
+  ``PIPELINE_MEDIA_PROGRESS_INTERVAL_MS`` [500]: at most one progress record per interval.
 """
 
 from __future__ import annotations
@@ -34,6 +43,23 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MEDIA_TYPES = (
+    "image/jpeg",
+    "image/png",
+    "image/gif",
+    "image/webp",
+    "image/avif",
+    "image/heic",
+    "video/mp4",
+    "video/quicktime",
+    "video/webm",
+    "audio/mpeg",
+    "audio/mp4",
+    "audio/ogg",
+    "audio/wav",
+    "application/pdf",
+)
 
 
 class Settings(BaseSettings):
@@ -95,6 +121,41 @@ class Settings(BaseSettings):
     smtp_timeout_s: float = Field(10.0, gt=0, description="Timeout of each SMTP operation.")
     smtp_pool_size: int = Field(3, ge=1, description="SMTP connections kept open and reused.")
     smtp_from_address: str = Field("no-reply@localhost", description="From address of every email.")
+
+    s3_endpoint_url: str | None = Field(
+        "http://127.0.0.1:9000",
+        description="S3-compatible endpoint; none for AWS itself.",
+    )
+    s3_region: str = Field("us-east-1", description="S3 region.")
+    s3_access_key_id: str = Field("pipeline", description="S3 access key id.")
+    s3_secret_access_key: SecretStr = Field(
+        SecretStr("pipeline-secret"), description="S3 secret access key."
+    )
+    s3_addressing_style: Literal["path", "virtual", "auto"] = Field(
+        "path", description="Bucket in the path (most S3-compatible servers) or in the host."
+    )
+    media_staging_dir: Path = Field(
+        Path("media-staging"), description="Local upload sources must resolve inside it."
+    )
+    media_staging_bucket: str | None = Field(
+        None, description="The only bucket s3:// upload sources may come from."
+    )
+    media_part_size_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=5 * 1024 * 1024,
+        description="Multipart part size; files up to this size go in one request.",
+    )
+    media_max_bytes: int = Field(
+        5 * 1024**3, ge=1, description="Largest file a media job may upload."
+    )
+    media_allowed_content_types: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_MEDIA_TYPES),
+        description="Content types media jobs may upload (JSON list).",
+    )
+    media_concurrency: int = Field(2, ge=1, description="Uploads one worker runs at once.")
+    media_progress_interval_ms: int = Field(
+        500, ge=0, description="At most one progress record per job per interval."
+    )
 
     @property
     def kafka_broker_urls(self) -> list[str]:

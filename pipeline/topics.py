@@ -84,13 +84,19 @@ job_events_topic = faust_topic(JOB_EVENTS)
 delay_topics = {seconds: faust_topic(spec) for seconds, spec in DELAYS.items()}
 dead_letter_topics = {queue: faust_topic(spec) for queue, spec in DEAD_LETTERS.items()}
 
-# Each job's latest state, by job id, for one queue: what makes redelivered and duplicate jobs
-# no-ops. Faust names its changelog "<app id>-email-job-state-changelog"; it shares the queue
+# Each job's latest state, by job id, one table per queue: what makes redelivered and duplicate jobs
+# no-ops. Faust names a changelog "<app id>-email-job-state-changelog"; it shares the queue
 # topic's partitioning because job records are placed by job id (envelope.partition_for).
 email_job_state = app.Table(
     "email-job-state",
     default=None,
     partitions=EMAIL.partition_count(settings),
+    key_type=str,
+)
+media_job_state = app.Table(
+    "media-upload-job-state",
+    default=None,
+    partitions=MEDIA_UPLOAD.partition_count(settings),
     key_type=str,
 )
 

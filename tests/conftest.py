@@ -17,6 +17,7 @@ from pipeline.settings import Settings
 from pipeline.topics import ALL_TOPICS, JOB_EVENTS
 from tests.brokers import Broker, BrokerUnavailable, provide_broker
 from tests.kafka_utils import EventLog
+from tests.s3 import S3Server
 from tests.smtp import SmtpSink
 from tests.workers import WorkerProcess, worker_env
 
@@ -136,3 +137,12 @@ async def event_log(pipeline_settings: Settings) -> AsyncIterator[EventLog]:
     await log.start()
     yield log
     await log.stop()
+
+
+@pytest.fixture
+def s3_server() -> Iterator[S3Server]:
+    """A running S3-compatible server on a free port, stopped after the test."""
+    server = S3Server(port=free_port())
+    server.start()
+    yield server
+    server.stop()

@@ -7,34 +7,20 @@ from functools import cache
 import faust
 from aiolimiter import AsyncLimiter
 
-from pipeline.agents.runtime import FaustPublisher, TableStateStore, incoming, services
+from pipeline.agents.runtime import build_runner, incoming
 from pipeline.application import app, settings
-from pipeline.handlers import registry
-from pipeline.runner import JobRunner, RunnerTopics
+from pipeline.runner import JobRunner
 from pipeline.schemas.jobs import QueueName
-from pipeline.topics import DEAD_LETTERS, DELAYS, JOB_EVENTS, email_job_state, email_topic
+from pipeline.topics import email_job_state, email_topic
 
 
 @cache
 def email_runner() -> JobRunner:
-    """The runner of the email queue (built once the worker runs)."""
-    return JobRunner(
-        queue=QueueName.EMAIL,
-        topics=RunnerTopics(
-            events=JOB_EVENTS.name(settings),
-            dead_letter=DEAD_LETTERS[QueueName.EMAIL].name(settings),
-            delays={seconds: spec.name(settings) for seconds, spec in DELAYS.items()},
-        ),
-        registry=registry,
-        publisher=FaustPublisher(),
-        states=TableStateStore(email_job_state),
-        services=services(),
-        worker_id=settings.worker_id,
-        max_job_bytes=settings.max_job_bytes,
-        limiter=AsyncLimiter(
-            settings.email_rate_limit_jobs, settings.email_rate_limit_period_ms / 1000
-        ),
+    """The runner of the email queue, with its limiter (built once the worker runs)."""
+    limiter = AsyncLimiter(
+        settings.email_rate_limit_jobs, settings.email_rate_limit_period_ms / 1000
     )
+    return build_runner(QueueName.EMAIL, email_job_state, limiter)
 
 
 @app.agent(email_topic, concurrency=settings.email_concurrency)

@@ -6,11 +6,15 @@ from functools import cache
 from typing import Any
 
 import faust
+from aiolimiter import AsyncLimiter
 
 from pipeline.application import app, settings
 from pipeline.envelope import Headers
-from pipeline.runner import IncomingRecord
+from pipeline.handlers import registry
+from pipeline.runner import IncomingRecord, JobRunner, RunnerTopics
+from pipeline.schemas.jobs import QueueName
 from pipeline.services import Services
+from pipeline.topics import DEAD_LETTERS, DELAYS, JOB_EVENTS
 
 
 class FaustPublisher:
@@ -56,6 +60,29 @@ async def close_services(sender: Any, /, *args: Any, signal: Any, **kwargs: Any)
     """Close SMTP connections (and the like) when the worker stops."""
     if services.cache_info().currsize:
         await services().close()
+
+
+def build_runner(
+    queue: QueueName,
+    states: faust.types.TableT[str, dict[str, Any]],
+    limiter: AsyncLimiter | None = None,
+) -> JobRunner:
+    """The job runner of ``queue``, wired to this worker's producer, table and services."""
+    return JobRunner(
+        queue=queue,
+        topics=RunnerTopics(
+            events=JOB_EVENTS.name(settings),
+            dead_letter=DEAD_LETTERS[queue].name(settings),
+            delays={seconds: spec.name(settings) for seconds, spec in DELAYS.items()},
+        ),
+        registry=registry,
+        publisher=FaustPublisher(),
+        states=TableStateStore(states),
+        services=services(),
+        worker_id=settings.worker_id,
+        max_job_bytes=settings.max_job_bytes,
+        limiter=limiter,
+    )
 
 
 def incoming(event: faust.EventT[bytes]) -> IncomingRecord:

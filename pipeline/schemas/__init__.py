@@ -2,5 +2,13 @@
 
 from pipeline.schemas.email import ForgotPasswordEmailJob, OtpEmailJob
 from pipeline.schemas.jobs import JobModel, JobName, QueueName
+from pipeline.schemas.media import MediaUploadJob
 
-__all__ = ["ForgotPasswordEmailJob", "JobModel", "JobName", "OtpEmailJob", "QueueName"]
+__all__ = [
+    "ForgotPasswordEmailJob",
+    "JobModel",
+    "JobName",
+    "MediaUploadJob",
+    "OtpEmailJob",
+    "QueueName",
+]

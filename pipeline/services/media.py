@@ -1,0 +1,333 @@
+"""Moving staged files into S3-compatible storage with aioboto3.
+
+A file is read twice, in chunks, never whole: first to learn its size, SHA-256 and content type
+(so an oversize or forbidden file is refused before anything is uploaded), then to upload it,
+in one request up to the part size and as a multipart upload above it. The second pass hashes
+again and refuses to complete if the file changed in between. A failed multipart upload is
+aborted; uploads a crashed or failed earlier attempt left for the same key are aborted before a
+new one starts, so no orphaned parts stay behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import mimetypes
+import posixpath
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
+
+import aioboto3
+import aiohttp
+import filetype
+from aiobotocore.config import AioConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipeline.errors import PermanentJobError, TransientJobError
+from pipeline.schemas.media import MediaUploadJob
+from pipeline.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SNIFF_BYTES = 8192
+READ_CHUNK_BYTES = 1024 * 1024
+
+
+class StorageUnavailable(TransientJobError):
+    """The object store could not be reached or failed on its side."""
+
+
+class MediaRejected(PermanentJobError):
+    """The job asks for something it may not: a path outside staging, a forbidden type, ..."""
+
+
+class Progress(Protocol):
+    """Where upload progress goes (the job's progress reporter)."""
+
+    async def __call__(
+        self, percent: float, bytes_done: int | None = None, bytes_total: int | None = None
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What the first pass learned about a source."""
+
+    size: int
+    sha256: str
+    head: bytes
+
+
+class Source(Protocol):
+    """A staged file, read in chunks."""
+
+    name: str
+
+    def chunks(self, size: int) -> AsyncIterator[bytes]: ...
+
+    async def delete(self) -> None: ...
+
+
+class LocalSource:
+    """A file in the staging directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.name = path.name
+
+    async def chunks(self, size: int) -> AsyncIterator[bytes]:
+        """The file's bytes, ``size`` at a time, read off the event loop."""
+        with self.path.open("rb") as handle:
+            while chunk := await asyncio.to_thread(handle.read, size):
+                yield chunk
+
+    async def delete(self) -> None:
+        """Remove the staged file."""
+        await asyncio.to_thread(self.path.unlink, missing_ok=True)
+
+
+class S3Source:
+    """An object in the staging bucket."""
+
+    def __init__(self, client: Any, bucket: str, key: str) -> None:
+        self._client = client
+        self.bucket = bucket
+        self.key = key
+        self.name = PurePosixPath(key).name
+
+    async def chunks(self, size: int) -> AsyncIterator[bytes]:
+        """The object's bytes, ``size`` at a time at most."""
+        response = await self._client.get_object(Bucket=self.bucket, Key=self.key)
+        body = response["Body"]
+        try:
+            async for chunk in body.iter_chunks(size):
+                yield chunk
+        finally:
+            body.close()
+
+    async def delete(self) -> None:
+        """Remove the staged object."""
+        await self._client.delete_object(Bucket=self.bucket, Key=self.key)
+
+
+def normalize_key(raw: str, *, what: str = "key") -> str:
+    """A key with ``\\`` as ``/``, no empty or leading segments; ``.`` and ``..`` are refused."""
+    parts = [part for part in raw.replace("\\", "/").split("/") if part]
+    if any(part in (".", "..") for part in parts):
+        raise MediaRejected(f"destination {what} may not contain '.' or '..' segments")
+    if not parts:
+        raise MediaRejected(f"destination {what} is empty")
+    return "/".join(parts)
+
+
+def destination_key(job: MediaUploadJob, job_id: str, extension: str) -> str:
+    """The object key: ``key`` under ``key_prefix``, or ``<prefix>/<job id><ext>``."""
+    prefix = normalize_key(job.key_prefix, what="key prefix") if job.key_prefix else ""
+    name = normalize_key(job.key) if job.key else f"{job_id}{extension}"
+    key = posixpath.normpath(f"{prefix}/{name}" if prefix else name)
+    if prefix and not key.startswith(prefix + "/"):
+        raise MediaRejected("destination key escapes its prefix")
+    return key
+
+
+def sniff_content_type(head: bytes, name: str) -> str:
+    """The content type from the first bytes, else from the name."""
+    by_bytes = filetype.guess_mime(head) if head else None
+    if by_bytes:
+        return str(by_bytes)
+    by_name, _ = mimetypes.guess_type(name)
+    return by_name or "application/octet-stream"
+
+
+class MediaService:
+    """Uploads staged files to S3-compatible storage with one shared client."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._stack = contextlib.AsyncExitStack()
+        self._client: Any = None
+        self._client_lock = asyncio.Lock()
+
+    async def _s3(self) -> Any:
+        async with self._client_lock:
+            if self._client is None:
+                s = self._settings
+                config = AioConfig(
+                    s3={"addressing_style": s.s3_addressing_style},
+                    retries={"max_attempts": 2, "mode": "standard"},
+                    connect_timeout=5,
+                    read_timeout=60,
+                    # Plain requests that every S3-compatible server accepts.
+                    request_checksum_calculation="when_required",
+                    response_checksum_validation="when_required",
+                )
+                self._client = await self._stack.enter_async_context(
+                    aioboto3.Session().client(
+                        "s3",
+                        endpoint_url=s.s3_endpoint_url,
+                        region_name=s.s3_region,
+                        aws_access_key_id=s.s3_access_key_id,
+                        aws_secret_access_key=s.s3_secret_access_key.get_secret_value(),
+                        config=config,
+                    )
+                )
+            return self._client
+
+    async def close(self) -> None:
+        """Close the client's connections."""
+        await self._stack.aclose()
+        self._client = None
+
+    async def upload(
+        self, job: MediaUploadJob, *, job_id: str, progress: Progress
+    ) -> dict[str, str]:
+        """Upload the job's source; returns the result summary for the ``completed`` record."""
+        try:
+            return await self._upload(job, job_id, progress)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", "?"))
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+            if status >= 500 or status in (408, 429) or code in ("SlowDown", "RequestTimeout"):
+                raise StorageUnavailable(f"object store answered {status} {code}") from exc
+            raise MediaRejected(f"object store refused the upload: {status} {code}") from exc
+        except (TimeoutError, BotoCoreError, aiohttp.ClientError, OSError) as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise MediaRejected("source file disappeared") from exc
+            raise StorageUnavailable(f"object store unavailable ({type(exc).__name__})") from exc
+
+    async def _upload(self, job: MediaUploadJob, job_id: str, progress: Progress) -> dict[str, str]:
+        s = self._settings
+        client = await self._s3()
+        source = self._resolve_source(job.source, client)
+        probe = await self._probe(source)
+        content_type = (
+            (job.content_type or sniff_content_type(probe.head, source.name))
+            .split(";")[0]
+            .strip()
+            .lower()
+        )
+        if content_type not in s.media_allowed_content_types:
+            raise MediaRejected(f"content type {content_type} is not allowed")
+        extension = mimetypes.guess_extension(content_type) or PurePosixPath(source.name).suffix
+        key = destination_key(job, job_id, extension)
+        metadata = {**job.metadata, "sha256": probe.sha256}
+        if job.owner_id:
+            metadata["owner-id"] = job.owner_id
+        await self._abort_stale_uploads(client, job.bucket, key)
+
+        if probe.size <= s.media_part_size_bytes:
+            body = b"".join([chunk async for chunk in source.chunks(READ_CHUNK_BYTES)])
+            if hashlib.sha256(body).hexdigest() != probe.sha256:
+                raise StorageUnavailable("source changed during the upload; trying again")
+            response = await client.put_object(
+                Bucket=job.bucket, Key=key, Body=body, ContentType=content_type, Metadata=metadata
+            )
+            parts = 1
+            await progress(100.0, probe.size, probe.size)
+        else:
+            response, parts = await self._multipart(
+                client, source, job.bucket, key, content_type, metadata, probe, progress
+            )
+        if job.delete_source:
+            await source.delete()
+        return {
+            "bucket": job.bucket,
+            "key": key,
+            "size": str(probe.size),
+            "etag": str(response["ETag"]).strip('"'),
+            "sha256": probe.sha256,
+            "content_type": content_type,
+            "parts": str(parts),
+        }
+
+    def _resolve_source(self, raw: str, client: Any) -> Source:
+        if raw.startswith("s3://"):
+            bucket, _, key = raw.removeprefix("s3://").partition("/")
+            if (
+                not self._settings.media_staging_bucket
+                or bucket != self._settings.media_staging_bucket
+            ):
+                raise MediaRejected("source bucket is not the staging bucket")
+            return S3Source(client, bucket, normalize_key(key, what="source key"))
+        staging = self._settings.media_staging_dir.resolve()
+        # resolve() follows every symlink, so a link pointing out of staging is caught too.
+        path = (staging / raw).resolve()
+        if not path.is_relative_to(staging):
+            raise MediaRejected("source path is outside the staging directory")
+        if not path.is_file():
+            raise MediaRejected("source file does not exist")
+        return LocalSource(path)
+
+    async def _probe(self, source: Source) -> Probe:
+        digest = hashlib.sha256()
+        size = 0
+        head = b""
+        async for chunk in source.chunks(READ_CHUNK_BYTES):
+            if len(head) < SNIFF_BYTES:
+                head += chunk[: SNIFF_BYTES - len(head)]
+            size += len(chunk)
+            if size > self._settings.media_max_bytes:
+                raise MediaRejected(
+                    f"source is over the size limit of {self._settings.media_max_bytes} bytes"
+                )
+            digest.update(chunk)
+        return Probe(size=size, sha256=digest.hexdigest(), head=head)
+
+    async def _abort_stale_uploads(self, client: Any, bucket: str, key: str) -> None:
+        listing = await client.list_multipart_uploads(Bucket=bucket, Prefix=key)
+        for upload in listing.get("Uploads", []):
+            if upload["Key"] == key:
+                logger.info("aborting an unfinished multipart upload of %s/%s", bucket, key)
+                await client.abort_multipart_upload(
+                    Bucket=bucket, Key=key, UploadId=upload["UploadId"]
+                )
+
+    async def _multipart(
+        self,
+        client: Any,
+        source: Source,
+        bucket: str,
+        key: str,
+        content_type: str,
+        metadata: dict[str, str],
+        probe: Probe,
+        progress: Progress,
+    ) -> tuple[dict[str, Any], int]:
+        created = await client.create_multipart_upload(
+            Bucket=bucket, Key=key, ContentType=content_type, Metadata=metadata
+        )
+        upload_id = created["UploadId"]
+        try:
+            digest = hashlib.sha256()
+            parts: list[dict[str, Any]] = []
+            done = 0
+            last_report = 0.0
+            interval_s = self._settings.media_progress_interval_ms / 1000
+            async for chunk in source.chunks(self._settings.media_part_size_bytes):
+                digest.update(chunk)
+                number = len(parts) + 1
+                answer = await client.upload_part(
+                    Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=chunk
+                )
+                parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+                done += len(chunk)
+                now = time.monotonic()
+                if done < probe.size and now - last_report >= interval_s:
+                    last_report = now
+                    await progress(round(100 * done / probe.size, 1), done, probe.size)
+            if digest.hexdigest() != probe.sha256 or done != probe.size:
+                raise StorageUnavailable("source changed during the upload; trying again")
+            response = await client.complete_multipart_upload(
+                Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            raise
+        await progress(100.0, probe.size, probe.size)
+        return response, len(parts)
