@@ -1,9 +1,11 @@
 """Moving staged files into S3-compatible storage with aioboto3.
 
-A file is read twice, in chunks, never whole: first to learn its size, SHA-256 and content type
+A file is read twice, never whole: first in chunks to learn its size, SHA-256 and content type
 (so an oversize or forbidden file is refused before anything is uploaded), then to upload it,
-in one request up to the part size and as a multipart upload above it. The second pass hashes
-again and refuses to complete if the file changed in between. A failed multipart upload is
+in one request up to the part size and as a multipart upload above it. A local file's parts
+are handed to the client as windows on the file, which botocore and aiohttp read in small
+pieces, so memory does not grow with the part size. An upload whose source changed between the
+passes (size and mtime, or ETag) is not completed. A failed multipart upload is
 aborted; uploads a crashed or failed earlier attempt left for the same key are aborted before a
 new one starts, so no orphaned parts stay behind.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import io
 import logging
 import mimetypes
 import posixpath
@@ -42,6 +45,10 @@ class StorageUnavailable(TransientJobError):
     """The object store could not be reached or failed on its side."""
 
 
+class SourceChanged(TransientJobError):
+    """The staged file changed while it was being uploaded."""
+
+
 class MediaRejected(PermanentJobError):
     """The job asks for something it may not: a path outside staging, a forbidden type, ..."""
 
@@ -61,16 +68,66 @@ class Probe:
     size: int
     sha256: str
     head: bytes
+    version: str
 
 
 class Source(Protocol):
-    """A staged file, read in chunks."""
+    """A staged file."""
 
     name: str
 
-    def chunks(self, size: int) -> AsyncIterator[bytes]: ...
+    async def version(self) -> str:
+        """Changes whenever the content may have changed."""
+        ...
+
+    def chunks(self, size: int) -> AsyncIterator[bytes]:
+        """The content, ``size`` bytes at a time."""
+        ...
+
+    def parts(self, size: int) -> AsyncIterator[Any]:
+        """Request bodies of ``size`` bytes (the last one shorter) for a multipart upload."""
+        ...
 
     async def delete(self) -> None: ...
+
+
+class FileWindow(io.RawIOBase):
+    """``length`` bytes of a file from ``offset``, as a seekable stream: botocore reads it to
+    sign the request and aiohttp to send it, each in small pieces."""
+
+    def __init__(self, path: Path, offset: int, length: int) -> None:
+        super().__init__()
+        self._file = path.open("rb")
+        self._offset = offset
+        self._length = length
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._length}[whence]
+        self._position = min(max(base + offset, 0), self._length)
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        wanted = min(len(buffer), self._length - self._position)
+        if wanted <= 0:
+            return 0
+        self._file.seek(self._offset + self._position)
+        count = self._file.readinto(memoryview(buffer)[:wanted]) or 0
+        self._position += count
+        return count
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
 
 
 class LocalSource:
@@ -80,11 +137,26 @@ class LocalSource:
         self.path = path
         self.name = path.name
 
+    async def version(self) -> str:
+        """Size and modification time."""
+        stat = await asyncio.to_thread(self.path.stat)
+        return f"{stat.st_size}:{stat.st_mtime_ns}"
+
     async def chunks(self, size: int) -> AsyncIterator[bytes]:
         """The file's bytes, ``size`` at a time, read off the event loop."""
         with self.path.open("rb") as handle:
             while chunk := await asyncio.to_thread(handle.read, size):
                 yield chunk
+
+    async def parts(self, size: int) -> AsyncIterator[Any]:
+        """Windows on the file: no part is ever held in memory."""
+        total = (await asyncio.to_thread(self.path.stat)).st_size
+        for offset in range(0, total, size):
+            window = FileWindow(self.path, offset, min(size, total - offset))
+            try:
+                yield window
+            finally:
+                window.close()
 
     async def delete(self) -> None:
         """Remove the staged file."""
@@ -99,6 +171,22 @@ class S3Source:
         self.bucket = bucket
         self.key = key
         self.name = PurePosixPath(key).name
+
+    async def version(self) -> str:
+        """The object's ETag."""
+        head = await self._client.head_object(Bucket=self.bucket, Key=self.key)
+        return str(head["ETag"])
+
+    async def parts(self, size: int) -> AsyncIterator[Any]:
+        """Parts downloaded one at a time (a network source must be buffered)."""
+        part = bytearray()
+        async for chunk in self.chunks(READ_CHUNK_BYTES):
+            part += chunk
+            if len(part) >= size:
+                yield bytes(part[:size])
+                del part[:size]
+        if part:
+            yield bytes(part)
 
     async def chunks(self, size: int) -> AsyncIterator[bytes]:
         """The object's bytes, ``size`` at a time at most."""
@@ -223,7 +311,7 @@ class MediaService:
         if probe.size <= s.media_part_size_bytes:
             body = b"".join([chunk async for chunk in source.chunks(READ_CHUNK_BYTES)])
             if hashlib.sha256(body).hexdigest() != probe.sha256:
-                raise StorageUnavailable("source changed during the upload; trying again")
+                raise SourceChanged("source changed during the upload; trying again")
             response = await client.put_object(
                 Bucket=job.bucket, Key=key, Body=body, ContentType=content_type, Metadata=metadata
             )
@@ -264,6 +352,7 @@ class MediaService:
         return LocalSource(path)
 
     async def _probe(self, source: Source) -> Probe:
+        version = await source.version()
         digest = hashlib.sha256()
         size = 0
         head = b""
@@ -276,7 +365,7 @@ class MediaService:
                     f"source is over the size limit of {self._settings.media_max_bytes} bytes"
                 )
             digest.update(chunk)
-        return Probe(size=size, sha256=digest.hexdigest(), head=head)
+        return Probe(size=size, sha256=digest.hexdigest(), head=head, version=version)
 
     async def _abort_stale_uploads(self, client: Any, bucket: str, key: str) -> None:
         listing = await client.list_multipart_uploads(Bucket=bucket, Prefix=key)
@@ -303,25 +392,22 @@ class MediaService:
         )
         upload_id = created["UploadId"]
         try:
-            digest = hashlib.sha256()
             parts: list[dict[str, Any]] = []
-            done = 0
             last_report = 0.0
             interval_s = self._settings.media_progress_interval_ms / 1000
-            async for chunk in source.chunks(self._settings.media_part_size_bytes):
-                digest.update(chunk)
+            async for body in source.parts(self._settings.media_part_size_bytes):
                 number = len(parts) + 1
                 answer = await client.upload_part(
-                    Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=chunk
+                    Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
                 )
                 parts.append({"PartNumber": number, "ETag": answer["ETag"]})
-                done += len(chunk)
+                done = min(number * self._settings.media_part_size_bytes, probe.size)
                 now = time.monotonic()
                 if done < probe.size and now - last_report >= interval_s:
                     last_report = now
                     await progress(round(100 * done / probe.size, 1), done, probe.size)
-            if digest.hexdigest() != probe.sha256 or done != probe.size:
-                raise StorageUnavailable("source changed during the upload; trying again")
+            if await source.version() != probe.version:
+                raise SourceChanged("source changed during the upload; trying again")
             response = await client.complete_multipart_upload(
                 Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
             )
