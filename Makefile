@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 KAFKA := PYTHON=$(abspath $(BIN)/python) deploy/kafka/kafka.sh
-MAIL := PYTHON=$(abspath $(BIN)/python) deploy/mail.sh
+DEV := PYTHON=$(abspath $(BIN)/python) deploy/devservices.sh
 
 .PHONY: venv run worker up down status test lint format clean
 
@@ -23,18 +23,18 @@ run: up worker
 worker: venv
 	$(BIN)/faust -A pipeline worker --loglevel info
 
-## The local stack alone: Kafka on 127.0.0.1:9092 and a development SMTP server on :1025.
+## The local stack alone: Kafka on 127.0.0.1:9092, development SMTP (:1025) and S3 (:9000).
 up: venv
 	$(KAFKA) up
-	$(MAIL) up
+	$(DEV) up
 
 down:
-	-$(MAIL) down
+	-$(DEV) down
 	$(KAFKA) down
 
 status:
 	$(KAFKA) status
-	$(MAIL) status
+	$(DEV) status
 
 ## The whole test suite, against a real broker (started here if none is configured).
 test: venv
