@@ -120,6 +120,11 @@ class JobRunner:
         self._limiter = limiter
         self._in_flight: set[str] = set()
 
+    @property
+    def busy(self) -> bool:
+        """Whether a job of this runner is running now."""
+        return bool(self._in_flight)
+
     async def process(self, record: IncomingRecord) -> EventType:
         """Take one record to its next state; returns the last lifecycle type it reached."""
         envelope = JobEnvelope.from_record(
