@@ -21,10 +21,10 @@ from typing import Any, ClassVar, Self
 from aiokafka import AIOKafkaProducer
 
 from pipeline.admin import ensure_topics
+from pipeline.delays import delay_tier_for
 from pipeline.envelope import JobEnvelope, partition_for
 from pipeline.events import EventType, JobEvent, encode_event, now_ms
 from pipeline.handlers import registry
-from pipeline.runner import delay_tier_for
 from pipeline.schemas.email import ForgotPasswordEmailJob, OtpEmailJob
 from pipeline.schemas.jobs import JobModel, JobName, QueueName
 from pipeline.schemas.media import MediaUploadJob

@@ -18,47 +18,22 @@ import contextlib
 import logging
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from aiolimiter import AsyncLimiter
 from pydantic import ValidationError
 
-from pipeline.envelope import DUE_AT, TARGET_TOPIC, Headers, JobEnvelope, partition_for
+from pipeline.delays import delay_tier_for
+from pipeline.envelope import JobEnvelope
 from pipeline.errors import InvalidJobData, PermanentJobError, redact
 from pipeline.events import EventType, JobEvent, encode_event, now_ms
 from pipeline.jobs import JobContext, JobRegistry, JobType
+from pipeline.records import IncomingRecord, Publisher
 from pipeline.schemas.jobs import JobModel, QueueName
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class IncomingRecord:
-    """A consumed Kafka record, as the runner needs it."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int
-    key: bytes | None
-    value: bytes
-    headers: Sequence[tuple[str, bytes]]
-
-
-class Publisher(Protocol):
-    """Sends one record and returns once the broker has it."""
-
-    async def publish(
-        self,
-        topic: str,
-        *,
-        key: bytes | None,
-        value: bytes,
-        headers: Headers,
-        partition: int | None = None,
-    ) -> None: ...
 
 
 class StateStore(Protocol):
@@ -76,12 +51,6 @@ class RunnerTopics:
     events: str
     dead_letter: str
     delays: Mapping[int, str]  # tier seconds -> topic
-
-
-def delay_tier_for(remaining_s: float, tiers: Sequence[int]) -> int:
-    """The longest tier not longer than ``remaining_s`` (the shortest for shorter waits)."""
-    fitting = [tier for tier in tiers if tier <= remaining_s]
-    return max(fitting) if fitting else min(tiers)
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -370,57 +339,4 @@ class JobRunner:
             key=envelope.job_id.encode(),
             value=encode_event(event),
             headers=[],
-        )
-
-
-class DelayForwarder:
-    """Holds records in a delay tier until due, then sends them on (to their queue when due,
-    else to the tier that fits the rest of the wait)."""
-
-    def __init__(
-        self,
-        *,
-        publisher: Publisher,
-        delay_topics: Mapping[int, str],
-        partitions: Mapping[str, int],
-    ) -> None:
-        self._publisher = publisher
-        self._delay_topics = delay_topics
-        self._partitions = partitions  # queue topic -> partition count
-
-    async def process(self, record: IncomingRecord, tier_s: int) -> None:
-        """Wait for ``record`` (consumed from tier ``tier_s``) and forward it."""
-        envelope = JobEnvelope.from_record(
-            record.key,
-            record.headers,
-            fallback_id=f"{record.topic}:{record.partition}:{record.offset}",
-            timestamp_ms=record.timestamp_ms,
-        )
-        target = envelope.target_topic
-        if target is None or target not in self._partitions:
-            logger.error("delayed record %s has no known target topic; dropped", envelope.job_id)
-            return
-        due_at_ms = envelope.due_at_ms or record.timestamp_ms
-        release_at_ms = min(due_at_ms, record.timestamp_ms + tier_s * 1000)
-        wait_s = (release_at_ms - now_ms()) / 1000
-        if wait_s > 0:
-            await asyncio.sleep(wait_s)
-        remaining_s = (due_at_ms - now_ms()) / 1000
-        if remaining_s > 0.05:
-            tier = delay_tier_for(remaining_s, list(self._delay_topics))
-            await self._publisher.publish(
-                self._delay_topics[tier],
-                key=record.key,
-                value=record.value,
-                headers=list(record.headers),
-                partition=0,
-            )
-            return
-        headers = [(k, v) for k, v in record.headers if k not in (DUE_AT, TARGET_TOPIC)]
-        await self._publisher.publish(
-            target,
-            key=record.key,
-            value=record.value,
-            headers=headers,
-            partition=partition_for(envelope.job_id, self._partitions[target]),
         )

@@ -5,10 +5,8 @@ deployments (and tests can run side by side). Job records are kept as raw bytes 
 side: agents decode them themselves, so a malformed record becomes a dead letter instead of an
 error inside Faust's deserializer.
 
-Delayed records (retries, ``delay_s``) wait in delay tiers: one single-partition topic per
-fixed wait. A record enters the longest tier not longer than its remaining wait, so within a
-tier records come due in the order they arrived and waiting for the head never holds back one
-that is due sooner.
+Delayed records (retries, ``delay_s``) wait in delay tiers, one single-partition topic per
+fixed wait (see ``pipeline/delays.py``).
 """
 
 from __future__ import annotations

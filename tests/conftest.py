@@ -146,3 +146,19 @@ def s3_server() -> Iterator[S3Server]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def staging(tmp_path: Path) -> Path:
+    """An empty staging folder for media sources."""
+    folder = tmp_path / "staging"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def bucket(s3_server: S3Server, test_id: str) -> str:
+    """A bucket of this test's own: moto keeps every bucket in this process for the session."""
+    name = f"media-{test_id}"
+    s3_server.client().create_bucket(Bucket=name)
+    return name

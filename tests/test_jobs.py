@@ -7,10 +7,11 @@ import random
 import pytest
 from pydantic import ValidationError
 
+from pipeline.delays import delay_tier_for
 from pipeline.errors import UnknownJobError, redact
 from pipeline.handlers import registry
 from pipeline.retry import RetryPolicy
-from pipeline.runner import delay_tier_for, describe_validation_error
+from pipeline.runner import describe_validation_error
 from pipeline.schemas import JobName, OtpEmailJob, QueueName
 
 

@@ -33,20 +33,6 @@ def memory_kib(pid: int) -> dict[str, int]:
     return fields
 
 
-@pytest.fixture
-def staging(tmp_path: Path) -> Path:
-    folder = tmp_path / "staging"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
-def bucket(s3_server: S3Server, test_id: str) -> str:
-    name = f"media-{test_id}"
-    s3_server.client().create_bucket(Bucket=name)
-    return name
-
-
 def media_env(s3_server: S3Server, staging: Path, **extra: str) -> dict[str, str]:
     return {
         **s3_server.env(),

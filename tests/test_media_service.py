@@ -30,21 +30,6 @@ class Recorder:
         self.reports.append((percent, bytes_done, bytes_total))
 
 
-@pytest.fixture
-def staging(tmp_path: Path) -> Path:
-    folder = tmp_path / "staging"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
-def bucket(s3_server: S3Server, test_id: str) -> str:
-    # moto keeps every bucket in this process for the whole session: each test makes its own.
-    name = f"media-{test_id}"
-    s3_server.client().create_bucket(Bucket=name)
-    return name
-
-
 def service(s3_server: S3Server, staging: Path, **overrides: Any) -> MediaService:
     env = s3_server.env()
     return MediaService(

@@ -8,7 +8,7 @@ import faust
 
 from pipeline.agents.runtime import FaustPublisher, incoming
 from pipeline.application import app, settings
-from pipeline.runner import DelayForwarder
+from pipeline.delays import DelayForwarder
 from pipeline.topics import DELAYS, QUEUES, delay_topics
 
 

@@ -11,7 +11,8 @@ from aiolimiter import AsyncLimiter
 from pipeline.application import app, settings
 from pipeline.envelope import Headers
 from pipeline.handlers import registry
-from pipeline.runner import IncomingRecord, JobRunner, RunnerTopics
+from pipeline.records import IncomingRecord
+from pipeline.runner import JobRunner, RunnerTopics
 from pipeline.schemas.jobs import QueueName
 from pipeline.services import Services
 from pipeline.topics import DEAD_LETTERS, DELAYS, JOB_EVENTS
