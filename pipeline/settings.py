@@ -32,6 +32,8 @@ Variables (defaults in brackets):
   request); ``PIPELINE_MEDIA_MAX_BYTES`` [5 GiB]; ``PIPELINE_MEDIA_ALLOWED_CONTENT_TYPES``
   [images, video, audio, PDF; JSON list]; ``PIPELINE_MEDIA_CONCURRENCY`` [2];
   ``PIPELINE_MEDIA_PROGRESS_INTERVAL_MS`` [500]: at most one progress record per interval.
+- ``PIPELINE_CRON_DAILY_DIGEST_ENABLED`` [true], ``_SCHEDULE`` [0 8 * * *], ``_TIMEZONE``
+  [UTC], ``_RECIPIENTS`` [pipeline.cron:no_recipients]: the daily digest cron job.
 """
 
 from __future__ import annotations
@@ -155,6 +157,17 @@ class Settings(BaseSettings):
     media_concurrency: int = Field(2, ge=1, description="Uploads one worker runs at once.")
     media_progress_interval_ms: int = Field(
         500, ge=0, description="At most one progress record per job per interval."
+    )
+
+    cron_daily_digest_enabled: bool = Field(True, description="Run the daily digest cron job.")
+    cron_daily_digest_schedule: str = Field(
+        "0 8 * * *",
+        description="Cron expression of the daily digest (a sixth field gives seconds).",
+    )
+    cron_daily_digest_timezone: str = Field("UTC", description="Time zone of that schedule.")
+    cron_daily_digest_recipients: str = Field(
+        "pipeline.cron:no_recipients",
+        description="module:function returning the digest's recipients (see pipeline.cron).",
     )
 
     @property

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pipeline.jobs import JobContext, registry
-from pipeline.schemas.email import ForgotPasswordEmailJob, OtpEmailJob
+from pipeline.schemas.email import DailyDigestEmailJob, ForgotPasswordEmailJob, OtpEmailJob
 from pipeline.schemas.jobs import JobName, QueueName
 from pipeline.services.email import render
 
@@ -43,5 +43,19 @@ async def send_forgot_password_email(
         customer_name=job.customer_name,
         reset_url=job.reset_url.get_secret_value(),
         expires_in_minutes=job.expires_in_minutes,
+    )
+    return {"message_id": await ctx.services.email.send(email)}
+
+
+@registry.job(JobName.DAILY_DIGEST_EMAIL, queue=QueueName.EMAIL, model=DailyDigestEmailJob)
+async def send_daily_digest_email(job: DailyDigestEmailJob, ctx: JobContext) -> dict[str, str]:
+    """Send one recipient's daily digest."""
+    email = render(
+        "daily_digest",
+        to=job.email,
+        subject=f"Your daily digest for {job.day}",
+        message_id=message_id(ctx),
+        customer_name=job.customer_name,
+        day=job.day,
     )
     return {"message_id": await ctx.services.email.send(email)}

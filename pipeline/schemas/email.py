@@ -16,6 +16,14 @@ class OtpEmailJob(JobModel):
     expires_in_minutes: int = Field(10, ge=1, le=1440, description="How long the code is valid.")
 
 
+class DailyDigestEmailJob(JobModel):
+    """The daily digest mail of one recipient."""
+
+    email: EmailStr = Field(description="Recipient address.")
+    customer_name: str = Field(min_length=1, max_length=200, description="Name in the greeting.")
+    day: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="The day the digest covers.")
+
+
 class ForgotPasswordEmailJob(JobModel):
     """A password-reset link."""
 

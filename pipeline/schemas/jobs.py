@@ -23,6 +23,7 @@ class JobName(StrEnum):
 
     OTP_EMAIL_VERIFICATION = "otp-email-verification"
     FORGOT_PASSWORD_EMAIL = "forgot-password-email"
+    DAILY_DIGEST_EMAIL = "daily-digest-email"
     MEDIA_UPLOAD = "media-upload"
 
 
