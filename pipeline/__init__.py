@@ -4,7 +4,7 @@
 app and registers its agents and timers; it opens no connection and starts no thread.
 """
 
-from pipeline import agents, cli, timers
+from pipeline import agents, cli, timers, web
 from pipeline.application import app
 
-__all__ = ["agents", "app", "cli", "timers"]
+__all__ = ["agents", "app", "cli", "timers", "web"]

@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import faust
 
 from pipeline.settings import Settings
 
 
-def create_app(settings: Settings) -> faust.App:
+class PipelineApp(faust.App):
+    """The Faust app, which creates every topic of the project before it subscribes to any."""
+
+    def __init__(self, *args: Any, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pipeline_settings = settings
+
+    async def on_first_start(self) -> None:
+        """Create missing topics first: a consumer that subscribes to a topic that does not
+        exist yet is given no partitions of it until its next metadata refresh (minutes)."""
+        # Imported here: topics.py declares Faust topics on this very app.
+        from pipeline.admin import ensure_topics
+        from pipeline.topics import ALL_TOPICS
+
+        await ensure_topics(self.pipeline_settings, ALL_TOPICS)
+        await super().on_first_start()
+
+
+def create_app(settings: Settings) -> PipelineApp:
     """Build the Faust app for ``settings``; opens no connection until the worker starts."""
-    return faust.App(
+    return PipelineApp(
         settings.app_id,
         broker=settings.kafka_broker_urls,
         # Tables are small (job ids, counts) and rebuilt from their changelogs on start-up.
@@ -30,6 +50,7 @@ def create_app(settings: Settings) -> faust.App:
         web_port=settings.web_port,
         web_in_thread=False,
         loghandlers=[],
+        settings=settings,
     )
 
 

@@ -106,14 +106,8 @@ job_counts = app.Table(
 )
 
 
-@app.task
-async def declare_topics() -> None:
-    """Create every topic on start-up, including those no agent of this worker consumes."""
-    for topic in (
-        email_topic,
-        media_upload_topic,
-        job_events_topic,
-        *delay_topics.values(),
-        *dead_letter_topics.values(),
-    ):
-        await topic.maybe_declare()
+# Each job's latest state as the monitor sees it (pipeline.monitoring), by job id. Fed straight
+# from job-events, which is keyed by job id, so a job's state lives in one partition.
+job_status = app.Table(
+    "job-status", default=None, partitions=JOB_EVENTS.partition_count(settings), key_type=str
+)

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from pipeline.events import EventType
@@ -81,6 +82,22 @@ async def test_enqueue_and_events_commands_and_the_monitor(
         "email/otp-email-verification/completed": 1,
     }
     assert "660066" not in worker.log_text()
+
+    # The worker's web server answers for the job and the queues.
+    base = f"http://127.0.0.1:{worker.env['PIPELINE_WEB_PORT']}"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/jobs/{job_id}/") as response:
+            assert response.status == 200
+            status = await response.json()
+        async with http.get(f"{base}/queues/") as response:
+            queues = await response.json()
+        async with http.get(f"{base}/jobs/no-such-job/") as response:
+            assert response.status == 404
+    assert status["state"] == "completed"
+    assert status["attempt"] == 1
+    assert status["result"]["message_id"] == f"<{job_id}@pipeline.jobs>"
+    assert status["added_ms"] <= status["started_ms"] <= status["finished_ms"]
+    assert queues["email"]["otp-email-verification"] == {"added": 1, "active": 1, "completed": 1}
 
 
 async def test_enqueue_refuses_invalid_data_and_publishes_nothing(

@@ -85,3 +85,32 @@ def test_a_partition_is_stalled_only_with_work_left_and_no_progress() -> None:
     }
     assert stalled(before, after) == ["a"]  # b is caught up, c moved on
     assert stalled({}, after) == []  # one look is not enough
+
+
+def test_job_status_follows_the_lifecycle_and_ignores_repeats() -> None:
+    from pipeline.events import EventType, JobEvent
+    from pipeline.monitoring import apply_event, queue_counts
+
+    def event(kind: EventType, attempt: int, at: int, **fields: object) -> JobEvent:
+        return JobEvent("j", "email", "otp", kind, attempt, 3, timestamp_ms=at, **fields)  # type: ignore[arg-type]
+
+    state = None
+    for record in (
+        event(EventType.ADDED, 1, 10),
+        event(EventType.ACTIVE, 1, 20, worker_id="w1"),
+        event(EventType.FAILED, 1, 30, error_class="SmtpUnavailable", error_message="down"),
+        event(EventType.RETRYING, 1, 31, due_at_ms=1031),
+        event(EventType.ACTIVE, 2, 1040, worker_id="w2"),
+        event(EventType.COMPLETED, 2, 1050, result={"message_id": "m"}),
+        event(EventType.COMPLETED, 2, 1050, result={"message_id": "m"}),
+    ):
+        state = apply_event(state, record)
+    assert state is not None
+    assert state["state"] == "completed"
+    assert state["attempt"] == 2
+    assert (state["added_ms"], state["started_ms"], state["finished_ms"]) == (10, 1040, 1050)
+    assert state["last_error_class"] == "SmtpUnavailable"
+    assert state["worker_id"] == "w2"
+    assert queue_counts({"email/otp/added": 2, "email/otp/completed": 1}) == {
+        "email": {"otp": {"added": 2, "completed": 1}}
+    }

@@ -8,7 +8,8 @@ import faust
 
 from pipeline.application import app
 from pipeline.events import EventDecodeError, JobEvent, decode_event
-from pipeline.topics import job_counts, job_events_topic
+from pipeline.monitoring import apply_event
+from pipeline.topics import job_counts, job_events_topic, job_status
 
 logger = logging.getLogger(__name__)
 
@@ -61,3 +62,14 @@ async def monitor_agent(stream: faust.StreamT[bytes]) -> None:
             continue
         logger.info("job_event %s", log_line(event))
         job_counts[count_key(event)] += 1
+
+
+@app.agent(job_events_topic)
+async def job_status_agent(stream: faust.StreamT[bytes]) -> None:
+    """Keep each job's latest state, in the partition of its job id."""
+    async for value in stream:
+        try:
+            event = decode_event(value)
+        except EventDecodeError:
+            continue  # the monitor agent has logged it
+        job_status[event.job_id] = apply_event(job_status.get(event.job_id), event)

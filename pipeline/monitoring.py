@@ -1,0 +1,62 @@
+"""What the monitor keeps about each job, from its lifecycle records. Free of Faust."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.events import EventType, JobEvent
+
+# The state a job is in after a record of each type; progress and unknown types keep the state.
+STATE_AFTER = {
+    EventType.ADDED: "waiting",
+    EventType.ACTIVE: "active",
+    EventType.COMPLETED: "completed",
+    EventType.FAILED: "failed",
+    EventType.RETRYING: "delayed",
+    EventType.DEAD_LETTERED: "dead_lettered",
+    EventType.STALLED: "stalled",
+    EventType.SKIPPED: "skipped",
+}
+
+
+def apply_event(state: dict[str, Any] | None, event: JobEvent) -> dict[str, Any]:
+    """The job's state after ``event`` (records may repeat: applying one twice changes nothing)."""
+    current = dict(state or {"job_id": event.job_id, "added_ms": None, "started_ms": None})
+    current.update(
+        queue=event.queue,
+        job_name=event.job_name,
+        attempt=max(event.attempt, current.get("attempt", 0)),
+        max_attempts=event.max_attempts,
+        updated_ms=max(event.timestamp_ms, current.get("updated_ms", 0)),
+    )
+    if event.type in STATE_AFTER:
+        current["state"] = STATE_AFTER[event.type]
+    current.setdefault("state", "waiting")
+    if event.type == EventType.ADDED:
+        current["added_ms"] = current["added_ms"] or event.timestamp_ms
+    elif event.type == EventType.ACTIVE:
+        current["started_ms"] = event.timestamp_ms
+        current["worker_id"] = event.worker_id
+    elif event.type == EventType.PROGRESS:
+        current["progress_percent"] = event.progress_percent
+    elif event.type == EventType.COMPLETED:
+        current["finished_ms"] = event.timestamp_ms
+        current["result"] = dict(event.result)
+    elif event.type in (EventType.FAILED, EventType.DEAD_LETTERED):
+        current["last_error_class"] = event.error_class
+        current["last_error"] = event.error_message
+        if event.type == EventType.DEAD_LETTERED:
+            current["finished_ms"] = event.timestamp_ms
+    elif event.type == EventType.RETRYING:
+        current["due_at_ms"] = event.due_at_ms
+    return current
+
+
+def queue_counts(counts: dict[str, int]) -> dict[str, dict[str, dict[str, int]]]:
+    """``{"<queue>/<job>/<type>": n}`` as ``{queue: {job: {type: n}}}``."""
+    nested: dict[str, dict[str, dict[str, int]]] = {}
+    for key, count in counts.items():
+        queue, _, rest = key.partition("/")
+        job_name, _, kind = rest.rpartition("/")
+        nested.setdefault(queue, {}).setdefault(job_name, {})[kind] = count
+    return nested
