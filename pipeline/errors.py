@@ -9,6 +9,7 @@ Every error says whether trying the same job again later may succeed (``retriabl
         │   ├── UnknownJobError   no handler is registered for the job name
         │   └── InvalidJobData    bad JSON, failed validation, over the size limit
         └── TransientJobError     a dependency is down or slow: retry later (retriable)
+            └── JobStalled        the handler ran past its queue's job timeout
 
 Library errors are wrapped where they cross into our code (``raise X(...) from exc``), and
 messages never carry secrets: they are logged and put on ``job-events`` as they are.
@@ -45,6 +46,10 @@ class TransientJobError(JobError):
     """A dependency failed in a way that may pass: the job is retried later."""
 
     retriable = True
+
+
+class JobStalled(TransientJobError):
+    """The handler ran past its queue's job timeout and was abandoned."""
 
 
 class InvalidJobData(PermanentJobError):

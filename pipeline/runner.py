@@ -8,7 +8,9 @@ Decisions for a record, in order:
    moved on: skipped (a duplicate add or a redelivery), logged, nothing sent.
 3. Data fails the model: dead letter. Otherwise ``active``, the handler, then ``completed``.
 4. The handler raised: a ``PermanentJobError``, or the last attempt, goes to the dead-letter
-   topic; anything else waits in a delay tier and comes back as the next attempt.
+   topic; anything else waits in a delay tier and comes back as the next attempt. A handler
+   still running after the queue's job timeout is abandoned, recorded as ``stalled`` and
+   treated the same way.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pydantic import ValidationError
 
 from pipeline.delays import delay_tier_for
 from pipeline.envelope import JobEnvelope
-from pipeline.errors import InvalidJobData, PermanentJobError, redact
+from pipeline.errors import InvalidJobData, JobStalled, PermanentJobError, redact
 from pipeline.events import EventType, JobEvent, encode_event, now_ms
 from pipeline.jobs import JobContext, JobRegistry, JobType
 from pipeline.records import IncomingRecord, Publisher
@@ -76,6 +78,7 @@ class JobRunner:
         services: Any,
         worker_id: str,
         max_job_bytes: int,
+        job_timeout_s: float,
         limiter: AsyncLimiter | None = None,
     ) -> None:
         self.queue = queue
@@ -86,6 +89,7 @@ class JobRunner:
         self._services = services
         self._worker_id = worker_id
         self._max_job_bytes = max_job_bytes
+        self._job_timeout_s = job_timeout_s
         self._limiter = limiter
         self._in_flight: set[str] = set()
 
@@ -183,7 +187,15 @@ class JobRunner:
             )
             started = time.monotonic()
             try:
-                result = await job_type.handler(job, context)
+                try:
+                    async with asyncio.timeout(self._job_timeout_s):
+                        result = await job_type.handler(job, context)
+                except TimeoutError as exc:
+                    # A hung handler: recorded as stalled, then retried like any other failure.
+                    await self._emit(envelope, EventType.STALLED, max_attempts)
+                    raise JobStalled(
+                        f"no result after {self._job_timeout_s:g} s; the attempt was abandoned"
+                    ) from exc
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -15,7 +15,9 @@ Variables (defaults in brackets):
 - ``PIPELINE_KAFKA_SESSION_TIMEOUT_S`` [10]: a worker silent this long loses its partitions.
 - ``PIPELINE_WORKER_ID`` [host:pid]: names this worker in lifecycle records.
 - ``PIPELINE_MAX_JOB_BYTES`` [262144]: larger job records are dead-lettered unread.
-- ``PIPELINE_EMAIL_CONCURRENCY`` [3]: email jobs one worker runs at once.
+- ``PIPELINE_EMAIL_CONCURRENCY`` [3]: email jobs one worker runs at once;
+  ``PIPELINE_EMAIL_JOB_TIMEOUT_S`` [60] and ``PIPELINE_MEDIA_JOB_TIMEOUT_S`` [1800]: a job still
+  running after its queue's timeout is recorded as stalled and retried.
 - ``PIPELINE_EMAIL_RATE_LIMIT_JOBS`` [10] per ``PIPELINE_EMAIL_RATE_LIMIT_PERIOD_MS`` [150]:
   the email limiter, per worker.
 - ``PIPELINE_SMTP_HOST`` [localhost], ``PIPELINE_SMTP_PORT`` [1025],
@@ -106,6 +108,9 @@ class Settings(BaseSettings):
     )
 
     email_concurrency: int = Field(3, ge=1, description="Email jobs one worker runs at once.")
+    email_job_timeout_s: float = Field(
+        60.0, gt=0, description="An email job still running after this is stalled and retried."
+    )
     email_rate_limit_jobs: int = Field(
         10, ge=1, description="Email jobs allowed per rate-limit period, per worker."
     )
@@ -155,6 +160,9 @@ class Settings(BaseSettings):
         description="Content types media jobs may upload (JSON list).",
     )
     media_concurrency: int = Field(2, ge=1, description="Uploads one worker runs at once.")
+    media_job_timeout_s: float = Field(
+        1800.0, gt=0, description="An upload still running after this is stalled and retried."
+    )
     media_progress_interval_ms: int = Field(
         500, ge=0, description="At most one progress record per job per interval."
     )

@@ -250,3 +250,26 @@ async def test_a_job_id_given_twice_runs_once_and_delay_s_holds_a_job_back(
     assert added.due_at_ms == added.timestamp_ms + 2000
     assert active.timestamp_ms >= added.due_at_ms
     assert done[delayed].attempt == 1
+
+
+async def test_a_hung_job_is_recorded_as_stalled_and_retried(
+    start_worker: StartWorker,
+    smtp_sink: SmtpSink,
+    event_log: EventLog,
+    pipeline_settings: Settings,
+) -> None:
+    await start_worker(**smtp_env(smtp_sink, PIPELINE_EMAIL_JOB_TIMEOUT_S="1"))
+    smtp_sink.hold_s = 30  # the server takes the message and never answers
+    async with EmailQueue.connect(pipeline_settings) as queue:
+        job_id = await queue.add_otp_email_job(otp_job(1, "hung"))
+        await event_log.wait_for([job_id], EventType.STALLED)
+        smtp_sink.hold_s = 0
+        done = await event_log.wait_for([job_id], EventType.COMPLETED)
+    assert done[job_id].attempt == 2
+    failed = next(e for e in event_log.of(job_id) if e.type == EventType.FAILED)
+    assert failed.error_class == "JobStalled"
+    assert failed.will_retry is True
+    assert event_log.types(job_id) == [
+        "added", "active", "stalled", "failed", "retrying", "active", "completed",
+    ]  # fmt: skip
+    assert len(smtp_sink.messages_to("hung1@example.com")) == 1

@@ -20,7 +20,7 @@ def email_runner() -> JobRunner:
     limiter = AsyncLimiter(
         settings.email_rate_limit_jobs, settings.email_rate_limit_period_ms / 1000
     )
-    return build_runner(QueueName.EMAIL, email_job_state, limiter)
+    return build_runner(QueueName.EMAIL, email_job_state, settings.email_job_timeout_s, limiter)
 
 
 @app.agent(email_topic, concurrency=settings.email_concurrency)

@@ -16,7 +16,7 @@ from pipeline.topics import media_job_state, media_upload_topic
 @cache
 def media_runner() -> JobRunner:
     """The runner of the media-upload queue (built once the worker runs)."""
-    return build_runner(QueueName.MEDIA_UPLOAD, media_job_state)
+    return build_runner(QueueName.MEDIA_UPLOAD, media_job_state, settings.media_job_timeout_s)
 
 
 @app.agent(media_upload_topic, concurrency=settings.media_concurrency)

@@ -66,6 +66,7 @@ async def close_services(sender: Any, /, *args: Any, signal: Any, **kwargs: Any)
 def build_runner(
     queue: QueueName,
     states: faust.types.TableT[str, dict[str, Any]],
+    job_timeout_s: float,
     limiter: AsyncLimiter | None = None,
 ) -> JobRunner:
     """The job runner of ``queue``, wired to this worker's producer, table and services."""
@@ -82,6 +83,7 @@ def build_runner(
         services=services(),
         worker_id=settings.worker_id,
         max_job_bytes=settings.max_job_bytes,
+        job_timeout_s=job_timeout_s,
         limiter=limiter,
     )
 
