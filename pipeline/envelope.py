@@ -2,8 +2,9 @@
 
 Headers (all UTF-8 text): ``job-id``, ``attempt`` (1-based), ``max-attempts`` (optional),
 ``enqueued-at`` (ms since epoch), ``content-type``; for delayed records ``due-at`` (ms) and
-``target-topic``; for dead letters ``dlq-reason``, ``dlq-error-class``, ``dlq-attempts``,
-``dlq-original-topic``/``-partition``/``-offset`` and ``dlq-failed-at``.
+``target-topic``; for redriven jobs ``redrive`` (how many times); for dead letters
+``dlq-reason``, ``dlq-error-class``, ``dlq-attempts``, ``dlq-original-topic``/``-partition``/
+``-offset`` and ``dlq-failed-at``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ ENQUEUED_AT = "enqueued-at"
 CONTENT_TYPE = "content-type"
 DUE_AT = "due-at"
 TARGET_TOPIC = "target-topic"
+REDRIVE = "redrive"
 JSON_CONTENT_TYPE = "application/json"
 
 Headers = list[tuple[str, bytes]]
@@ -36,6 +38,7 @@ class JobEnvelope:
     max_attempts: int | None = None
     due_at_ms: int | None = None
     target_topic: str | None = None
+    redrive: int = 0  # how many times the job was sent back from the dead-letter topic
 
     def headers(self) -> Headers:
         """Kafka headers for this envelope."""
@@ -47,6 +50,7 @@ class JobEnvelope:
             CONTENT_TYPE: JSON_CONTENT_TYPE,
             DUE_AT: self.due_at_ms,
             TARGET_TOPIC: self.target_topic,
+            REDRIVE: self.redrive or None,
         }
         return [(name, str(value).encode()) for name, value in values.items() if value is not None]
 
@@ -87,6 +91,7 @@ class JobEnvelope:
             max_attempts=number(MAX_ATTEMPTS),
             due_at_ms=number(DUE_AT),
             target_topic=text(TARGET_TOPIC),
+            redrive=number(REDRIVE) or 0,
         )
 
 

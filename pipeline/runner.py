@@ -136,6 +136,10 @@ class JobRunner:
         state = self._states.get(envelope.job_id)
         if state is None:
             return True
+        generation = int(state.get("redrive", 0))
+        if envelope.redrive != generation:
+            # A redrive starts the job afresh; copies from before it are stale.
+            return envelope.redrive > generation
         if state["state"] == "active":
             # The same record again means the worker died mid-job: run it again.
             return bool(state["offset"] == record.offset and state["topic"] == record.topic)
@@ -151,6 +155,7 @@ class JobRunner:
                 "attempt": envelope.attempt,
                 "topic": record.topic,
                 "offset": record.offset,
+                "redrive": envelope.redrive,
                 "updated_ms": now_ms(),
             },
         )

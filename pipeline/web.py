@@ -10,8 +10,11 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
-from pipeline.application import app
+from pipeline.agents.runtime import FaustPublisher
+from pipeline.application import app, settings
+from pipeline.deadletters import describe, latest_dead_letters, redrive
 from pipeline.monitoring import queue_counts
+from pipeline.schemas.jobs import QueueName
 from pipeline.topics import job_counts, job_status
 
 
@@ -36,3 +39,38 @@ class QueuesView(View):
     async def get(self, request: Request) -> Response:
         """``{queue: {job name: {type: count}}}``."""
         return self.json(queue_counts(dict(job_counts.items())))
+
+
+def _queue(name: str) -> QueueName | None:
+    try:
+        return QueueName(name)
+    except ValueError:
+        return None
+
+
+@app.page("/dlq/{queue}/")
+class DeadLettersView(View):
+    """A queue's dead letters, newest first."""
+
+    async def get(self, request: Request, queue: str) -> Response:
+        """``[{job_id, job_name, reason, error_class, attempts, failed_at_ms, redrive}]``."""
+        name = _queue(queue)
+        if name is None:
+            return self.json({"error": f"no queue {queue}"}, status=404)
+        letters = [describe(r) for r in (await latest_dead_letters(settings, name)).values()]
+        return self.json(sorted(letters, key=lambda item: -item["failed_at_ms"]))
+
+
+@app.page("/dlq/{queue}/{job_id}/redrive/")
+class RedriveView(View):
+    """Send one dead letter back to its queue."""
+
+    async def post(self, request: Request, queue: str, job_id: str) -> Response:
+        """202 with the redrive count, or 404 when the job is not dead-lettered."""
+        name = _queue(queue)
+        if name is None:
+            return self.json({"error": f"no queue {queue}"}, status=404)
+        sent = await redrive(settings, name, job_id, FaustPublisher())
+        if sent is None:
+            return self.json({"error": f"job {job_id} is not dead-lettered"}, status=404)
+        return self.json(sent, status=202)

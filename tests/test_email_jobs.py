@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import signal
 from collections.abc import Awaitable, Callable
 
+import aiohttp
 import pytest
 from aiokafka import AIOKafkaProducer
 
@@ -273,3 +275,44 @@ async def test_a_hung_job_is_recorded_as_stalled_and_retried(
         "added", "active", "stalled", "failed", "retrying", "active", "completed",
     ]  # fmt: skip
     assert len(smtp_sink.messages_to("hung1@example.com")) == 1
+
+
+async def test_a_dead_letter_is_listed_and_redriven_over_http(
+    start_worker: StartWorker,
+    smtp_sink: SmtpSink,
+    event_log: EventLog,
+    pipeline_settings: Settings,
+) -> None:
+    worker = await start_worker(**smtp_env(smtp_sink))
+    smtp_sink.refuse.add("later@example.com")
+    async with EmailQueue.connect(pipeline_settings) as queue:
+        job_id = await queue.add_otp_email_job(
+            OtpEmailJob(email="later@example.com", customer_name="Later", otp="121212")
+        )
+    await event_log.wait_for([job_id], EventType.DEAD_LETTERED)
+
+    base = f"http://127.0.0.1:{worker.env['PIPELINE_WEB_PORT']}"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/dlq/email/") as response:
+            [letter] = await response.json()
+        assert letter["job_id"] == job_id
+        assert "refused" in letter["reason"]
+        assert letter["attempts"] == 1
+        assert "121212" not in json.dumps(letter)
+
+        smtp_sink.refuse.clear()  # the mailbox exists now
+        async with http.post(f"{base}/dlq/email/{job_id}/redrive/") as response:
+            assert response.status == 202
+            assert await response.json() == {"job_id": job_id, "redrive": 1}
+        await eventually(
+            lambda: _true(event_log.types(job_id)[-1:] == ["completed"]),
+            what="the redriven job to complete",
+        )
+        async with http.get(f"{base}/dlq/email/") as response:
+            assert await response.json() == []
+        async with http.post(f"{base}/dlq/email/{job_id}/redrive/") as response:
+            assert response.status == 404
+    assert len(smtp_sink.messages_to("later@example.com")) == 1
+    assert event_log.types(job_id) == [
+        "added", "active", "failed", "dead_lettered", "added", "active", "completed",
+    ]  # fmt: skip

@@ -1,0 +1,124 @@
+"""Reading and redriving a queue's dead-letter topic. Free of Faust.
+
+The dead-letter topic is the record of truth: listing reads it from the start, and a redrive
+sends the original job back to its queue (attempt 1, the redrive count one higher, so the
+job-state table lets it run again) and appends a marker record, so the job drops off the list
+until it is dead-lettered again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+from pipeline.envelope import REDRIVE, JobEnvelope, partition_for
+from pipeline.events import EventType, JobEvent, encode_event, now_ms
+from pipeline.records import Publisher
+from pipeline.schemas.jobs import QueueName
+from pipeline.settings import Settings
+from pipeline.topics import DEAD_LETTERS, JOB_EVENTS, QUEUES
+
+REDRIVEN = "dlq-redriven"
+
+
+async def _read_all(settings: Settings, topic: str) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=500)
+            for part in batch.values():
+                records.extend(part)
+            assigned = consumer.assignment()
+            ends = await consumer.end_offsets(list(assigned)) if assigned else {}
+            positions = [await consumer.position(tp) for tp in ends]
+            if assigned and all(p >= ends[tp] for p, tp in zip(positions, ends, strict=True)):
+                return records
+    finally:
+        await consumer.stop()
+
+
+def _text(headers: dict[str, bytes], name: str) -> str | None:
+    value = headers.get(name)
+    return value.decode("utf-8", errors="replace") if value is not None else None
+
+
+async def latest_dead_letters(settings: Settings, queue: QueueName) -> dict[str, Any]:
+    """The latest dead-letter record of each job still dead, by job id."""
+    latest: dict[str, Any] = {}
+    for record in await _read_all(settings, DEAD_LETTERS[queue].name(settings)):
+        headers = dict(record.headers)
+        job_id = _text(headers, "job-id")
+        if job_id is None:
+            continue
+        if REDRIVEN in headers:
+            latest.pop(job_id, None)
+        else:
+            latest[job_id] = record
+    return latest
+
+
+def describe(record: Any) -> dict[str, Any]:
+    """A dead letter as the API shows it (the job's data, which may hold secrets, is left out)."""
+    headers = dict(record.headers)
+    return {
+        "job_id": _text(headers, "job-id"),
+        "job_name": (record.key or b"").decode("utf-8", errors="replace"),
+        "reason": _text(headers, "dlq-reason"),
+        "error_class": _text(headers, "dlq-error-class"),
+        "attempts": int(_text(headers, "dlq-attempts") or 0),
+        "failed_at_ms": int(_text(headers, "dlq-failed-at") or 0),
+        "redrive": int(_text(headers, REDRIVE) or 0),
+    }
+
+
+async def redrive(
+    settings: Settings, queue: QueueName, job_id: str, publisher: Publisher
+) -> dict[str, Any] | None:
+    """Send job ``job_id`` back to its queue with fresh attempts; None if it is not dead."""
+    record = (await latest_dead_letters(settings, queue)).get(job_id)
+    if record is None:
+        return None
+    headers = dict(record.headers)
+    envelope = JobEnvelope(
+        job_id=job_id,
+        job_name=(record.key or b"").decode("utf-8", errors="replace"),
+        attempt=1,
+        enqueued_at_ms=now_ms(),
+        redrive=int(_text(headers, REDRIVE) or 0) + 1,
+    )
+    queue_spec = QUEUES[queue]
+    await publisher.publish(
+        queue_spec.name(settings),
+        key=record.key,
+        value=record.value,
+        headers=envelope.headers(),
+        partition=partition_for(job_id, queue_spec.partition_count(settings)),
+    )
+    await publisher.publish(
+        DEAD_LETTERS[queue].name(settings),
+        key=record.key,
+        value=b"",
+        headers=[("job-id", job_id.encode()), (REDRIVEN, str(envelope.redrive).encode())],
+    )
+    event = JobEvent(
+        job_id=job_id,
+        queue=queue.value,
+        job_name=envelope.job_name,
+        type=EventType.ADDED,
+        attempt=1,
+        max_attempts=int(_text(headers, "max-attempts") or 0) or 1,
+        result={"redrive": str(envelope.redrive)},
+    )
+    await publisher.publish(
+        JOB_EVENTS.name(settings), key=job_id.encode(), value=encode_event(event), headers=[]
+    )
+    return {"job_id": job_id, "redrive": envelope.redrive}
