@@ -10,6 +10,7 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
+from pipeline.agents.monitor import metrics
 from pipeline.agents.runtime import FaustPublisher
 from pipeline.application import app, settings
 from pipeline.deadletters import describe, latest_dead_letters, redrive
@@ -74,3 +75,12 @@ class RedriveView(View):
         if sent is None:
             return self.json({"error": f"job {job_id} is not dead-lettered"}, status=404)
         return self.json(sent, status=202)
+
+
+@app.page("/metrics")
+class MetricsView(View):
+    """Prometheus scrape endpoint."""
+
+    async def get(self, request: Request) -> Response:
+        """The worker's metrics in the Prometheus text format."""
+        return self.bytes(metrics.render(), content_type="text/plain; version=0.0.4")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.events import EventType
 from pipeline.settings import Settings
@@ -93,11 +94,26 @@ async def test_enqueue_and_events_commands_and_the_monitor(
             queues = await response.json()
         async with http.get(f"{base}/jobs/no-such-job/") as response:
             assert response.status == 404
+        async with http.get(f"{base}/metrics") as response:
+            assert response.status == 200
+            exposition = await response.text()
     assert status["state"] == "completed"
     assert status["attempt"] == 1
     assert status["result"]["message_id"] == f"<{job_id}@pipeline.jobs>"
     assert status["added_ms"] <= status["started_ms"] <= status["finished_ms"]
     assert queues["email"]["otp-email-verification"] == {"added": 1, "active": 1, "completed": 1}
+
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+    }
+    job = (("job", "otp-email-verification"), ("queue", "email"))
+    assert samples[("pipeline_job_events_total", (*job, ("type", "completed")))] == 1
+    assert samples[("pipeline_job_latency_seconds_count", job)] == 1
+    lags = [v for (name, _), v in samples.items() if name == "pipeline_consumer_lag"]
+    assert lags
+    assert all(lag >= 0 for lag in lags)
 
 
 async def test_enqueue_refuses_invalid_data_and_publishes_nothing(

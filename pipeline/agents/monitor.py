@@ -7,9 +7,10 @@ import logging
 import faust
 
 from pipeline.application import app
-from pipeline.events import EventDecodeError, JobEvent, decode_event
+from pipeline.events import EventDecodeError, EventType, JobEvent, decode_event
+from pipeline.metrics import WorkerMetrics
 from pipeline.monitoring import apply_event
-from pipeline.topics import job_counts, job_events_topic, job_status
+from pipeline.topics import QUEUES, job_counts, job_events_topic, job_status
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,20 @@ async def monitor_agent(stream: faust.StreamT[bytes]) -> None:
         job_counts[count_key(event)] += 1
 
 
+def _lag() -> list[tuple[str, int, int]]:
+    consumer = app.consumer
+    committed = getattr(consumer, "_committed_offset", {})
+    queue_topics = {spec.name(app.pipeline_settings) for spec in QUEUES.values()}
+    return [
+        (tp.topic, tp.partition, max((consumer.highwater(tp) or 0) - (committed.get(tp) or 0), 0))
+        for tp in consumer.assignment()
+        if tp.topic in queue_topics
+    ]
+
+
+metrics = WorkerMetrics(counts=lambda: dict(job_counts.items()), lag=_lag)
+
+
 @app.agent(job_events_topic)
 async def job_status_agent(stream: faust.StreamT[bytes]) -> None:
     """Keep each job's latest state, in the partition of its job id."""
@@ -72,4 +87,9 @@ async def job_status_agent(stream: faust.StreamT[bytes]) -> None:
             event = decode_event(value)
         except EventDecodeError:
             continue  # the monitor agent has logged it
-        job_status[event.job_id] = apply_event(job_status.get(event.job_id), event)
+        before = job_status.get(event.job_id)
+        after = apply_event(before, event)
+        job_status[event.job_id] = after
+        if event.type == EventType.COMPLETED and after.get("added_ms"):
+            seconds = (event.timestamp_ms - after["added_ms"]) / 1000
+            metrics.observe_latency(event.queue, event.job_name, seconds)
