@@ -6,11 +6,14 @@ GET /queues          counts of lifecycle records by queue, job name and type
 
 from __future__ import annotations
 
+import json
+from functools import cache
+from importlib import resources
 from typing import Any
 
 from faust.web import Request, Response, View
 
-from pipeline.agents.monitor import metrics
+from pipeline.agents.monitor import metrics, recent_failures
 from pipeline.agents.runtime import FaustPublisher
 from pipeline.application import app, settings
 from pipeline.deadletters import describe, latest_dead_letters, redrive
@@ -84,3 +87,27 @@ class MetricsView(View):
     async def get(self, request: Request) -> Response:
         """The worker's metrics in the Prometheus text format."""
         return self.bytes(metrics.render(), content_type="text/plain; version=0.0.4")
+
+
+@app.page("/failures/")
+class FailuresView(View):
+    """The latest failures, newest first (messages are redacted where they are made)."""
+
+    async def get(self, request: Request) -> Response:
+        """``[lifecycle record]``."""
+        return self.json([event.to_dict() for event in reversed(recent_failures)])
+
+
+@cache
+def _dashboard_html() -> str:
+    page = resources.files("pipeline").joinpath("templates/dashboard.html").read_text()
+    return page.replace("__QUEUES__", json.dumps([queue.value for queue in QueueName]))
+
+
+@app.page("/")
+class DashboardView(View):
+    """What Bull Board gave: queues, recent failures, dead letters with a redrive button."""
+
+    async def get(self, request: Request) -> Response:
+        """The page; its script refreshes the figures every 2 s."""
+        return self.html(_dashboard_html())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import deque
 
 import faust
 
@@ -77,6 +78,8 @@ def _lag() -> list[tuple[str, int, int]]:
 
 
 metrics = WorkerMetrics(counts=lambda: dict(job_counts.items()), lag=_lag)
+# The latest failures this worker's partitions saw, newest last, for the dashboard.
+recent_failures: deque[JobEvent] = deque(maxlen=50)
 
 
 @app.agent(job_events_topic)
@@ -87,6 +90,8 @@ async def job_status_agent(stream: faust.StreamT[bytes]) -> None:
             event = decode_event(value)
         except EventDecodeError:
             continue  # the monitor agent has logged it
+        if event.type == EventType.FAILED:
+            recent_failures.append(event)
         before = job_status.get(event.job_id)
         after = apply_event(before, event)
         job_status[event.job_id] = after
