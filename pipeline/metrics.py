@@ -1,33 +1,46 @@
-"""Prometheus metrics of one worker, in its own registry (no process-wide global state).
+"""Prometheus metrics of one worker, in its own registry, read from its tables when scraped.
 
-- ``pipeline_job_events_total{queue,job,type}``: lifecycle records by type, from the counts
-  table: jobs added, completed, failed, retried (``retrying``), dead-lettered, stalled.
-- ``pipeline_job_latency_seconds{queue,job}``: enqueue-to-completed time of the jobs whose
-  records this worker's partitions saw.
+- ``pipeline_job_events_total{queue,job,type}``: lifecycle records by type (added, completed,
+  failed, retrying, dead_lettered, stalled, ...), from the counts table.
+- ``pipeline_job_latency_seconds{queue,job}``: enqueue-to-completed histogram, from the latency
+  table.
 - ``pipeline_consumer_lag{topic,partition}``: records after the committed offset.
+
+Each key of a table lives on one worker, so summing the workers' series gives the whole.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
+from pipeline.monitoring import LATENCY_BUCKETS_S
 
 
-class SnapshotCollector(Collector):
-    """Reads counts and lag when scraped, from functions the worker supplies."""
+def _split(key: str) -> tuple[str, str, str]:
+    queue, _, rest = key.partition("/")
+    job, _, kind = rest.rpartition("/")
+    return queue, job, kind
+
+
+class WorkerMetrics(Collector):
+    """Reads counts, latency figures and lag when scraped, from functions the worker gives."""
 
     def __init__(
         self,
         counts: Callable[[], Mapping[str, int]],
+        latency: Callable[[], Mapping[str, dict[str, Any]]],
         lag: Callable[[], Iterable[tuple[str, int, int]]],
     ) -> None:
         self._counts = counts
+        self._latency = latency
         self._lag = lag
+        self.registry = CollectorRegistry()
+        self.registry.register(self)
 
     def collect(self) -> Iterable[Metric]:
         """The current figures."""
@@ -37,10 +50,23 @@ class SnapshotCollector(Collector):
             labels=["queue", "job", "type"],
         )
         for key, count in self._counts().items():
-            queue, _, rest = key.partition("/")
-            job, _, kind = rest.rpartition("/")
-            events.add_metric([queue, job, kind], count)
+            events.add_metric(list(_split(key)), count)
         yield events
+
+        latency = HistogramMetricFamily(
+            "pipeline_job_latency_seconds",
+            "Time from enqueue to completed.",
+            labels=["queue", "job"],
+        )
+        for key, figures in self._latency().items():
+            queue, _, job = key.partition("/")
+            cumulative, buckets = 0, []
+            for bound in [*map(str, LATENCY_BUCKETS_S), "+Inf"]:
+                cumulative += figures["buckets"].get(bound, 0)
+                buckets.append((bound, cumulative))
+            latency.add_metric([queue, job], buckets, figures["sum_ms"] / 1000)
+        yield latency
+
         lag = GaugeMetricFamily(
             "pipeline_consumer_lag",
             "Records after the committed offset, per assigned partition.",
@@ -49,29 +75,6 @@ class SnapshotCollector(Collector):
         for topic, partition, behind in self._lag():
             lag.add_metric([topic, str(partition)], behind)
         yield lag
-
-
-class WorkerMetrics:
-    """The metrics of one worker."""
-
-    def __init__(
-        self,
-        counts: Callable[[], Mapping[str, int]],
-        lag: Callable[[], Iterable[tuple[str, int, int]]],
-    ) -> None:
-        self.registry = CollectorRegistry()
-        self.registry.register(SnapshotCollector(counts, lag))
-        self.latency = Histogram(
-            "pipeline_job_latency_seconds",
-            "Time from enqueue to completed.",
-            labelnames=["queue", "job"],
-            buckets=LATENCY_BUCKETS_S,
-            registry=self.registry,
-        )
-
-    def observe_latency(self, queue: str, job: str, seconds: float) -> None:
-        """Record one job's enqueue-to-completed time."""
-        self.latency.labels(queue=queue, job=job).observe(max(seconds, 0.0))
 
     def render(self) -> bytes:
         """The Prometheus text exposition."""

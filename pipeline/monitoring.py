@@ -60,3 +60,19 @@ def queue_counts(counts: dict[str, int]) -> dict[str, dict[str, dict[str, int]]]
         job_name, _, kind = rest.rpartition("/")
         nested.setdefault(queue, {}).setdefault(job_name, {})[kind] = count
     return nested
+
+
+LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
+
+
+def add_latency(figures: dict[str, Any] | None, latency_ms: int) -> dict[str, Any]:
+    """Latency figures of one queue/job with one more completed job: count, sum and the count
+    per histogram bucket (the smallest bound it fits; ``+Inf`` past the last)."""
+    current = dict(figures or {"count": 0, "sum_ms": 0, "buckets": {}})
+    buckets = dict(current["buckets"])
+    seconds = max(latency_ms, 0) / 1000
+    bound = next((str(b) for b in LATENCY_BUCKETS_S if seconds <= b), "+Inf")
+    buckets[bound] = buckets.get(bound, 0) + 1
+    current.update(count=current["count"] + 1, sum_ms=current["sum_ms"] + max(latency_ms, 0))
+    current["buckets"] = buckets
+    return current

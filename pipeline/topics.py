@@ -42,6 +42,10 @@ MEDIA_UPLOAD = TopicSpec("media-upload", description="Media-upload jobs; key = j
 JOB_EVENTS = TopicSpec(
     "job-events", description="Lifecycle records (Avro single-object encoding); key = job id."
 )
+JOB_LATENCY = TopicSpec(
+    "job-latency",
+    description="Enqueue-to-completed ms of each completed job (JSON); key = queue/job name.",
+)
 QUEUES: dict[QueueName, TopicSpec] = {QueueName.EMAIL: EMAIL, QueueName.MEDIA_UPLOAD: MEDIA_UPLOAD}
 DEAD_LETTERS: dict[QueueName, TopicSpec] = {
     queue: TopicSpec(
@@ -58,6 +62,7 @@ DELAYS: dict[int, TopicSpec] = {
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     *QUEUES.values(),
     JOB_EVENTS,
+    JOB_LATENCY,
     *DEAD_LETTERS.values(),
     *DELAYS.values(),
 )
@@ -79,6 +84,7 @@ def faust_topic(spec: TopicSpec) -> faust.TopicT:
 email_topic = faust_topic(EMAIL)
 media_upload_topic = faust_topic(MEDIA_UPLOAD)
 job_events_topic = faust_topic(JOB_EVENTS)
+job_latency_topic = faust_topic(JOB_LATENCY)
 delay_topics = {seconds: faust_topic(spec) for seconds, spec in DELAYS.items()}
 dead_letter_topics = {queue: faust_topic(spec) for queue, spec in DEAD_LETTERS.items()}
 
@@ -106,8 +112,16 @@ job_counts = app.Table(
 )
 
 
+# Latency figures (pipeline.monitoring.add_latency) by "<queue>/<job name>", fed from the
+# job-latency topic, which is keyed the same way.
+job_latency = app.Table(
+    "job-latency", default=None, partitions=JOB_LATENCY.partition_count(settings), key_type=str
+)
+
 # Each job's latest state as the monitor sees it (pipeline.monitoring), by job id. Fed straight
 # from job-events, which is keyed by job id, so a job's state lives in one partition.
+# Keys are raw bytes, like job-events' keys, so Faust's router finds a job's partition (and the
+# worker that holds it) the same way the producer placed its records.
 job_status = app.Table(
-    "job-status", default=None, partitions=JOB_EVENTS.partition_count(settings), key_type=str
+    "job-status", default=None, partitions=JOB_EVENTS.partition_count(settings), key_type=bytes
 )

@@ -30,7 +30,7 @@ class JobView(View):
     async def get(self: View, request: Request, *args: Any, **kwargs: Any) -> Response:
         """The state, or 404 when the owning worker's job-status has never seen it."""
         job_id = request.match_info["job_id"]
-        state = job_status.get(job_id)
+        state = job_status.get(job_id.encode())
         if state is None:
             return self.json({"error": f"no job {job_id}"}, status=404)
         return self.json(state)
@@ -38,11 +38,24 @@ class JobView(View):
 
 @app.page("/queues/")
 class QueuesView(View):
-    """Counts by queue, job name and type (the counts this worker holds)."""
+    """Counts by queue, job name and type, gathered from every worker."""
 
     async def get(self, request: Request) -> Response:
-        """``{queue: {job name: {type: count}}}``."""
-        return self.json(queue_counts(dict(job_counts.items())))
+        """``{queue: {job name: {type: count}}}``; ``?local=1`` for this worker's part only."""
+        counts = dict(job_counts.items())
+        if request.query.get("local") != "1":
+            # Each count lives on the worker that holds its partition of the counts table.
+            own = str(app.conf.canonical_url).rstrip("/")
+            for url in app.router.tables_metadata():
+                if str(url).rstrip("/") == own:
+                    continue
+                async with app.http_client.get(f"{str(url).rstrip('/')}/queues/?local=1") as peer:
+                    for queue, jobs in (await peer.json()).items():
+                        for job, kinds in jobs.items():
+                            for kind, count in kinds.items():
+                                key = f"{queue}/{job}/{kind}"
+                                counts[key] = counts.get(key, 0) + count
+        return self.json(queue_counts(counts))
 
 
 def _queue(name: str) -> QueueName | None:

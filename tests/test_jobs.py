@@ -114,3 +114,16 @@ def test_job_status_follows_the_lifecycle_and_ignores_repeats() -> None:
     assert queue_counts({"email/otp/added": 2, "email/otp/completed": 1}) == {
         "email": {"otp": {"added": 2, "completed": 1}}
     }
+
+
+def test_latency_figures_count_each_job_in_its_bucket() -> None:
+    from pipeline.monitoring import add_latency
+
+    figures = None
+    for latency_ms in (4, 40, 40, 2_000_000):
+        figures = add_latency(figures, latency_ms)
+    assert figures == {
+        "count": 4,
+        "sum_ms": 2_000_084,
+        "buckets": {"0.01": 1, "0.05": 2, "+Inf": 1},
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import deque
 
@@ -10,8 +11,15 @@ import faust
 from pipeline.application import app
 from pipeline.events import EventDecodeError, EventType, JobEvent, decode_event
 from pipeline.metrics import WorkerMetrics
-from pipeline.monitoring import apply_event
-from pipeline.topics import QUEUES, job_counts, job_events_topic, job_status
+from pipeline.monitoring import add_latency, apply_event
+from pipeline.topics import (
+    QUEUES,
+    job_counts,
+    job_events_topic,
+    job_latency,
+    job_latency_topic,
+    job_status,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +85,11 @@ def _lag() -> list[tuple[str, int, int]]:
     ]
 
 
-metrics = WorkerMetrics(counts=lambda: dict(job_counts.items()), lag=_lag)
+metrics = WorkerMetrics(
+    counts=lambda: dict(job_counts.items()),
+    latency=lambda: dict(job_latency.items()),
+    lag=_lag,
+)
 # The latest failures this worker's partitions saw, newest last, for the dashboard.
 recent_failures: deque[JobEvent] = deque(maxlen=50)
 
@@ -92,9 +104,21 @@ async def job_status_agent(stream: faust.StreamT[bytes]) -> None:
             continue  # the monitor agent has logged it
         if event.type == EventType.FAILED:
             recent_failures.append(event)
-        before = job_status.get(event.job_id)
-        after = apply_event(before, event)
-        job_status[event.job_id] = after
+        key = event.job_id.encode()
+        after = apply_event(job_status.get(key), event)
+        job_status[key] = after
         if event.type == EventType.COMPLETED and after.get("added_ms"):
-            seconds = (event.timestamp_ms - after["added_ms"]) / 1000
-            metrics.observe_latency(event.queue, event.job_name, seconds)
+            latency_ms = event.timestamp_ms - after["added_ms"]
+            await job_latency_topic.send(
+                key=f"{event.queue}/{event.job_name}".encode(),
+                value=json.dumps({"latency_ms": latency_ms}).encode(),
+            )
+
+
+@app.agent(job_latency_topic)
+async def latency_agent(stream: faust.StreamT[bytes]) -> None:
+    """Add each completed job's latency to the figures of its queue and job name."""
+    async for event in stream.events():
+        key = (event.key or b"").decode()
+        latency_ms = int(json.loads(event.value)["latency_ms"])
+        job_latency[key] = add_latency(job_latency.get(key), latency_ms)
