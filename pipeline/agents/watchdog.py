@@ -93,6 +93,8 @@ async def resume_stalled_partitions() -> None:
             current[tp].committed,
             current[tp].end,
         )
+        # Faust may also have left it out of the partitions it fetches: put it back first.
+        consumer.resume_partitions([tp])
         await consumer.seek(tp, current[tp].committed)
     _previous.clear()
     _previous.update(current)
