@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pipeline.jobs import JobContext, registry
 from pipeline.schemas.email import DailyDigestEmailJob, ForgotPasswordEmailJob, OtpEmailJob
 from pipeline.schemas.jobs import JobName, QueueName
@@ -15,19 +17,22 @@ def message_id(ctx: JobContext) -> str:
     return f"<{ctx.job_id}@pipeline.jobs>"
 
 
+async def send(
+    ctx: JobContext, template: str, *, to: str, subject: str, **fields: Any
+) -> dict[str, str]:
+    """Render ``template`` for ``to`` and send it; the result summary names the message."""
+    email = render(template, to=to, subject=subject, message_id=message_id(ctx), **fields)
+    return {"message_id": await ctx.services.email.send(email)}
+
+
 @registry.job(JobName.OTP_EMAIL_VERIFICATION, queue=QueueName.EMAIL, model=OtpEmailJob)
 async def send_otp_email(job: OtpEmailJob, ctx: JobContext) -> dict[str, str]:
     """Send a verification code."""
-    email = render(
-        "otp",
-        to=job.email,
-        subject="Your verification code",
-        message_id=message_id(ctx),
-        customer_name=job.customer_name,
-        otp=job.otp.get_secret_value(),
+    return await send(
+        ctx, "otp", to=job.email, subject="Your verification code",
+        customer_name=job.customer_name, otp=job.otp.get_secret_value(),
         expires_in_minutes=job.expires_in_minutes,
-    )
-    return {"message_id": await ctx.services.email.send(email)}
+    )  # fmt: skip
 
 
 @registry.job(JobName.FORGOT_PASSWORD_EMAIL, queue=QueueName.EMAIL, model=ForgotPasswordEmailJob)
@@ -35,27 +40,17 @@ async def send_forgot_password_email(
     job: ForgotPasswordEmailJob, ctx: JobContext
 ) -> dict[str, str]:
     """Send a password-reset link."""
-    email = render(
-        "forgot_password",
-        to=job.email,
-        subject="Reset your password",
-        message_id=message_id(ctx),
-        customer_name=job.customer_name,
-        reset_url=job.reset_url.get_secret_value(),
+    return await send(
+        ctx, "forgot_password", to=job.email, subject="Reset your password",
+        customer_name=job.customer_name, reset_url=job.reset_url.get_secret_value(),
         expires_in_minutes=job.expires_in_minutes,
-    )
-    return {"message_id": await ctx.services.email.send(email)}
+    )  # fmt: skip
 
 
 @registry.job(JobName.DAILY_DIGEST_EMAIL, queue=QueueName.EMAIL, model=DailyDigestEmailJob)
 async def send_daily_digest_email(job: DailyDigestEmailJob, ctx: JobContext) -> dict[str, str]:
     """Send one recipient's daily digest."""
-    email = render(
-        "daily_digest",
-        to=job.email,
-        subject=f"Your daily digest for {job.day}",
-        message_id=message_id(ctx),
-        customer_name=job.customer_name,
-        day=job.day,
-    )
-    return {"message_id": await ctx.services.email.send(email)}
+    return await send(
+        ctx, "daily_digest", to=job.email, subject=f"Your daily digest for {job.day}",
+        customer_name=job.customer_name, day=job.day,
+    )  # fmt: skip
