@@ -18,13 +18,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from pipeline.monitoring import LATENCY_BUCKETS_S
-
-
-def _split(key: str) -> tuple[str, str, str]:
-    queue, _, rest = key.partition("/")
-    job, _, kind = rest.rpartition("/")
-    return queue, job, kind
+from pipeline.monitoring import LATENCY_BUCKETS_S, split_count_key
 
 
 class WorkerMetrics(Collector):
@@ -50,7 +44,7 @@ class WorkerMetrics(Collector):
             labels=["queue", "job", "type"],
         )
         for key, count in self._counts().items():
-            events.add_metric(list(_split(key)), count)
+            events.add_metric(list(split_count_key(key)), count)
         yield events
 
         latency = HistogramMetricFamily(

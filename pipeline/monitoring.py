@@ -52,12 +52,23 @@ def apply_event(state: dict[str, Any] | None, event: JobEvent) -> dict[str, Any]
     return current
 
 
+def count_key(event: JobEvent) -> str:
+    """The counter a record adds to: ``<queue>/<job name>/<type>``."""
+    return f"{event.queue}/{event.job_name}/{event.type.value}"
+
+
+def split_count_key(key: str) -> tuple[str, str, str]:
+    """``(queue, job name, type)`` of a count key (job names may contain ``/``)."""
+    queue, _, rest = key.partition("/")
+    job_name, _, kind = rest.rpartition("/")
+    return queue, job_name, kind
+
+
 def queue_counts(counts: dict[str, int]) -> dict[str, dict[str, dict[str, int]]]:
     """``{"<queue>/<job>/<type>": n}`` as ``{queue: {job: {type: n}}}``."""
     nested: dict[str, dict[str, dict[str, int]]] = {}
     for key, count in counts.items():
-        queue, _, rest = key.partition("/")
-        job_name, _, kind = rest.rpartition("/")
+        queue, job_name, kind = split_count_key(key)
         nested.setdefault(queue, {}).setdefault(job_name, {})[kind] = count
     return nested
 

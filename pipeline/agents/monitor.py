@@ -11,7 +11,7 @@ import faust
 from pipeline.application import app
 from pipeline.events import EventDecodeError, EventType, JobEvent, decode_event
 from pipeline.metrics import WorkerMetrics
-from pipeline.monitoring import add_latency, apply_event
+from pipeline.monitoring import add_latency, apply_event, count_key
 from pipeline.topics import (
     QUEUES,
     job_counts,
@@ -24,11 +24,6 @@ from pipeline.topics import (
 logger = logging.getLogger(__name__)
 
 UNREADABLE = "unreadable"
-
-
-def count_key(event: JobEvent) -> str:
-    """The counter a record adds to: queue, job name and type."""
-    return f"{event.queue}/{event.job_name}/{event.type.value}"
 
 
 def _count_key_of(value: bytes) -> str:
