@@ -95,6 +95,19 @@ async def redrive(
         enqueued_at_ms=now_ms(),
         redrive=int(_text(headers, REDRIVE) or 0) + 1,
     )
+    # The added record first, so no worker records the job active ahead of it.
+    event = JobEvent(
+        job_id=job_id,
+        queue=queue.value,
+        job_name=envelope.job_name,
+        type=EventType.ADDED,
+        attempt=1,
+        max_attempts=int(_text(headers, "max-attempts") or 0) or 1,
+        result={"redrive": str(envelope.redrive)},
+    )
+    await publisher.publish(
+        JOB_EVENTS.name(settings), key=job_id.encode(), value=encode_event(event), headers=[]
+    )
     queue_spec = QUEUES[queue]
     await publisher.publish(
         queue_spec.name(settings),
@@ -108,17 +121,5 @@ async def redrive(
         key=record.key,
         value=b"",
         headers=[("job-id", job_id.encode()), (REDRIVEN, str(envelope.redrive).encode())],
-    )
-    event = JobEvent(
-        job_id=job_id,
-        queue=queue.value,
-        job_name=envelope.job_name,
-        type=EventType.ADDED,
-        attempt=1,
-        max_attempts=int(_text(headers, "max-attempts") or 0) or 1,
-        result={"redrive": str(envelope.redrive)},
-    )
-    await publisher.publish(
-        JOB_EVENTS.name(settings), key=job_id.encode(), value=encode_event(event), headers=[]
     )
     return {"job_id": job_id, "redrive": envelope.redrive}

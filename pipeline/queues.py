@@ -15,14 +15,14 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
 from aiokafka import AIOKafkaProducer
 
 from pipeline.admin import ensure_topics
 from pipeline.delays import delay_tier_for
-from pipeline.envelope import JobEnvelope, partition_for
+from pipeline.envelope import Headers, JobEnvelope, partition_for
 from pipeline.events import EventType, JobEvent, encode_event, now_ms
 from pipeline.handlers import registry
 from pipeline.schemas.email import ForgotPasswordEmailJob, OtpEmailJob
@@ -45,6 +45,19 @@ class NewJob:
     job_id: str | None = None
     delay_s: float | None = None
     attempts: int | None = None
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """What enqueueing one job sends; ``event`` is None when there is nothing to send."""
+
+    job_id: str
+    topic: str = ""
+    partition: int | None = None
+    key: bytes = b""
+    value: bytes = b""
+    headers: Headers = field(default_factory=list)
+    event: bytes | None = None
 
 
 class Queue:
@@ -91,21 +104,35 @@ class Queue:
         attempts: int | None = None,
     ) -> str:
         """Validate and enqueue one job; returns its id once the broker has it."""
-        job_id, sent = await self._send(NewJob(job_name, data, job_id, delay_s, attempts))
-        await asyncio.gather(*sent)
-        return job_id
+        [new_id] = await self.add_bulk([NewJob(job_name, data, job_id, delay_s, attempts)])
+        return new_id
 
     async def add_bulk(self, jobs: Iterable[NewJob]) -> list[str]:
-        """Validate every job first, then send them all and wait once."""
-        prepared = [self._prepare(job) for job in jobs]
-        ids: list[str] = []
-        pending: list[asyncio.Future[Any]] = []
-        for job, model, max_attempts in prepared:
-            job_id, sent = await self._send(job, model, max_attempts)
-            ids.append(job_id)
-            pending.extend(sent)
-        await asyncio.gather(*pending)
-        return ids
+        """Validate every job first, then send them all and wait once per kind of record.
+
+        The ``added`` records are written before the jobs themselves, so no worker can record
+        a job as ``active`` ahead of its ``added``.
+        """
+        planned = [self._plan(*self._prepare(job)) for job in jobs]
+        fresh = [plan for plan in planned if plan.event is not None]
+        await self._send_all(
+            (self._events_topic, plan.job_id.encode(), plan.event, None, []) for plan in fresh
+        )
+        await self._send_all(
+            (plan.topic, plan.key, plan.value, plan.partition, plan.headers) for plan in fresh
+        )
+        return [plan.job_id for plan in planned]
+
+    async def _send_all(
+        self, records: Iterable[tuple[str, bytes, bytes | None, int | None, Headers]]
+    ) -> None:
+        sent = [
+            await self._producer.send(
+                topic, value=value, key=key, partition=partition, headers=headers
+            )
+            for topic, key, value, partition, headers in records
+        ]
+        await asyncio.gather(*sent)
 
     def _prepare(self, job: NewJob) -> tuple[NewJob, JobModel, int]:
         job_type = registry.get(job.name, self.queue)
@@ -120,14 +147,10 @@ class Queue:
             raise ValueError("delay_s must not be negative")
         return job, model, job.attempts or job_type.retry.attempts
 
-    async def _send(
-        self, job: NewJob, model: JobModel | None = None, max_attempts: int | None = None
-    ) -> tuple[str, list[asyncio.Future[Any]]]:
-        if model is None or max_attempts is None:
-            job, model, max_attempts = self._prepare(job)
+    def _plan(self, job: NewJob, model: JobModel, max_attempts: int) -> _Planned:
         job_id = job.job_id or uuid.uuid4().hex
         if job_id in self._recent:
-            return job_id, []
+            return _Planned(job_id)  # added by this process already: send nothing
         self._remember(job_id)
         now = now_ms()
         due_at_ms = now + int(job.delay_s * 1000) if job.delay_s else None
@@ -145,13 +168,6 @@ class Queue:
             topic, partition = DELAYS[tier].name(self._settings), 0
         else:
             topic, partition = self._topic, partition_for(job_id, self._partitions)
-        job_sent = await self._producer.send(
-            topic,
-            value=model.to_wire(),
-            key=job.name.encode(),
-            partition=partition,
-            headers=envelope.headers(),
-        )
         event = JobEvent(
             job_id=job_id,
             queue=self.queue.value,
@@ -162,10 +178,15 @@ class Queue:
             timestamp_ms=now,
             due_at_ms=due_at_ms,
         )
-        event_sent = await self._producer.send(
-            self._events_topic, value=encode_event(event), key=job_id.encode()
+        return _Planned(
+            job_id,
+            topic=topic,
+            partition=partition,
+            key=job.name.encode(),
+            value=model.to_wire(),
+            headers=envelope.headers(),
+            event=encode_event(event),
         )
-        return job_id, [job_sent, event_sent]
 
     def _remember(self, job_id: str) -> None:
         self._recent[job_id] = None
