@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import faust
+from faust.types import TransportT
 
 from pipeline.settings import Settings
+from pipeline.transport import Transport
 
 
 class PipelineApp(faust.App):
@@ -15,6 +17,9 @@ class PipelineApp(faust.App):
     def __init__(self, *args: Any, settings: Settings, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.pipeline_settings = settings
+
+    def _new_transport(self) -> TransportT:
+        return Transport(self.conf.broker_consumer, self)
 
     async def on_first_start(self) -> None:
         """Create missing topics first: a consumer that subscribes to a topic that does not

@@ -10,7 +10,8 @@ Decisions for a record, in order:
 4. The handler raised: a ``PermanentJobError``, or the last attempt, goes to the dead-letter
    topic; anything else waits in a delay tier and comes back as the next attempt. A handler
    still running after the queue's job timeout is abandoned, recorded as ``stalled`` and
-   treated the same way.
+   treated the same way. A record whose job is still ``active`` in the state table (its
+   worker died or lost the partition mid-job) is recorded as ``stalled`` and run again.
 """
 
 from __future__ import annotations
@@ -124,6 +125,16 @@ class JobRunner:
                 envelope.attempt,
             )
             return EventType.SKIPPED
+        if self._was_interrupted(envelope):
+            # Its worker died, or lost the partition, mid-job (BullMQ's "stalled"): the same
+            # attempt runs again here.
+            logger.warning(
+                "job %s (%s, attempt %d) was interrupted mid-run; running it again",
+                envelope.job_id,
+                envelope.job_name,
+                envelope.attempt,
+            )
+            await self._emit(envelope, EventType.STALLED, max_attempts)
         self._in_flight.add(envelope.job_id)
         try:
             return await self._run(record, envelope, job_type, max_attempts)
@@ -146,6 +157,14 @@ class JobRunner:
         if state["state"] == "retrying":
             return envelope.attempt > int(state["attempt"])
         return False  # completed or dead-lettered
+
+    def _was_interrupted(self, envelope: JobEnvelope) -> bool:
+        state = self._states.get(envelope.job_id)
+        return (
+            state is not None
+            and state["state"] == "active"
+            and int(state.get("redrive", 0)) == envelope.redrive
+        )
 
     def _set_state(self, envelope: JobEnvelope, state: str, record: IncomingRecord) -> None:
         self._states.set(

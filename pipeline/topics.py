@@ -106,7 +106,7 @@ media_job_state = app.Table(
 
 
 # Lifecycle records counted by "<queue>/<job name>/<type>". Fed through a repartition topic
-# ("<app id>-<job-events>-job-counts-repartition") so each key lives in one partition.
+# ("<monitor agent>-<job-events>-job-counts-repartition") so each key lives in one partition.
 job_counts = app.Table(
     "job-counts", default=int, partitions=JOB_EVENTS.partition_count(settings), key_type=str
 )

@@ -14,9 +14,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.events import EventType
+from pipeline.queues import EmailQueue
+from pipeline.schemas import OtpEmailJob
 from pipeline.settings import Settings
 from tests.brokers import REPO
-from tests.kafka_utils import EventLog, read_topic
+from tests.kafka_utils import EventLog, eventually, read_topic
 from tests.smtp import SmtpSink
 from tests.workers import WorkerProcess
 
@@ -132,3 +134,43 @@ async def test_enqueue_refuses_invalid_data_and_publishes_nothing(
     assert "no handler for job 'no-such-job'" in err
     assert await read_topic(kafka_bootstrap, f"{pipeline_settings.topic_prefix}email", 1000) == []
     assert event_log.events == []
+
+
+async def test_two_workers_answer_for_each_other(
+    start_worker: StartWorker,
+    smtp_sink: SmtpSink,
+    event_log: EventLog,
+    pipeline_settings: Settings,
+) -> None:
+    env = {"PIPELINE_SMTP_HOST": "127.0.0.1", "PIPELINE_SMTP_PORT": str(smtp_sink.port)}
+    first = await start_worker(**env)
+    second = await start_worker(**env)
+    await second.wait_for_log(r"generation 2|Joined group .* \(generation [2-9]\)", 60)
+    async with EmailQueue.connect(pipeline_settings) as queue:
+        ids = [
+            await queue.add_otp_email_job(
+                OtpEmailJob(email=f"pair{i}@example.com", customer_name="Pair", otp="565656")
+            )
+            for i in range(8)
+        ]
+    done = await event_log.wait_for(ids, EventType.COMPLETED)
+    assert len({event.worker_id for event in done.values()}) == 2  # both did work
+
+    base = f"http://127.0.0.1:{first.env['PIPELINE_WEB_PORT']}"
+    async with aiohttp.ClientSession() as http:
+
+        async def all_completed() -> bool:
+            for job_id in ids:  # about half of them live in the other worker's partitions
+                async with http.get(f"{base}/jobs/{job_id}/") as response:
+                    if response.status != 200 or (await response.json())["state"] != "completed":
+                        return False
+            return True
+
+        await eventually(all_completed, what="every job's status from the first worker")
+
+        async def all_counted() -> dict[str, int] | None:
+            async with http.get(f"{base}/queues/") as response:
+                counts = (await response.json()).get("email", {}).get("otp-email-verification")
+            return counts if counts == {"added": 8, "active": 8, "completed": 8} else None
+
+        await eventually(all_counted, what="counts from both workers")

@@ -219,6 +219,9 @@ async def test_a_killed_worker_resumes_without_sending_twice(
     for job in jobs:
         assert len(smtp_sink.messages_to(job.email)) == 1, job.email
     assert len(smtp_sink.received) == len(jobs)
+    # The job in flight at the kill is recorded as stalled, then run again by the new worker.
+    [interrupted] = [i for i in ids if "stalled" in event_log.types(i)]
+    assert event_log.types(interrupted)[-3:] == ["stalled", "active", "completed"]
 
 
 async def _true(value: bool) -> bool:

@@ -70,23 +70,6 @@ def test_redact_removes_every_secret() -> None:
     )
 
 
-def test_a_partition_is_stalled_only_with_work_left_and_no_progress() -> None:
-    from pipeline.agents.watchdog import PartitionProgress, stalled
-
-    before = {
-        "a": PartitionProgress(2, 8),
-        "b": PartitionProgress(8, 8),
-        "c": PartitionProgress(1, 5),
-    }
-    after = {
-        "a": PartitionProgress(2, 8),
-        "b": PartitionProgress(8, 8),
-        "c": PartitionProgress(3, 5),
-    }
-    assert stalled(before, after) == ["a"]  # b is caught up, c moved on
-    assert stalled({}, after) == []  # one look is not enough
-
-
 def test_job_status_follows_the_lifecycle_and_ignores_repeats() -> None:
     from pipeline.events import EventType, JobEvent
     from pipeline.monitoring import apply_event, queue_counts
