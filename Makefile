@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 KAFKA := PYTHON=$(abspath $(BIN)/python) deploy/kafka/kafka.sh
 DEV := PYTHON=$(abspath $(BIN)/python) deploy/devservices.sh
 
-.PHONY: venv run worker up down status test lint format clean
+.PHONY: venv run worker up down status test bench lint format clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,16 @@ status:
 test: venv
 	$(BIN)/pytest
 
+## Benchmarks against a raw aiokafka loop, BullMQ and Celery (after `make up`); the table is
+## printed and written to bench/results/.
+bench: venv bench/bullmq/node_modules
+	@command -v redis-server >/dev/null || apt-get install -y -q redis-server
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench/bullmq/node_modules: bench/bullmq/package-lock.json
+	npm ci --prefix bench/bullmq --no-audit --no-fund
+	touch $@
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -50,4 +60,4 @@ format: venv
 	$(BIN)/ruff format .
 
 clean: down
-	rm -rf $(VENV) .local pipeline-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .local pipeline-data .pytest_cache .mypy_cache .ruff_cache bench/bullmq/node_modules

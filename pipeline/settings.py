@@ -160,6 +160,10 @@ class Settings(BaseSettings):
         description="Content types media jobs may upload (JSON list).",
     )
     media_concurrency: int = Field(2, ge=1, description="Uploads one worker runs at once.")
+    bench_queue_enabled: bool = Field(
+        False, description="Consume the bench queue, whose noop jobs return at once (make bench)."
+    )
+    bench_concurrency: int = Field(8, ge=1, description="Noop jobs one worker runs at once.")
     media_job_timeout_s: float = Field(
         1800.0, gt=0, description="An upload still running after this is stalled and retried."
     )

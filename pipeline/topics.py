@@ -39,6 +39,7 @@ class TopicSpec:
 
 EMAIL = TopicSpec("email", description="Email jobs; key = job name, value = the job's JSON.")
 MEDIA_UPLOAD = TopicSpec("media-upload", description="Media-upload jobs; key = job name.")
+BENCH = TopicSpec("bench", description="Noop jobs of the benchmark; key = job name.")
 JOB_EVENTS = TopicSpec(
     "job-events", description="Lifecycle records (Avro single-object encoding); key = job id."
 )
@@ -46,7 +47,11 @@ JOB_LATENCY = TopicSpec(
     "job-latency",
     description="Enqueue-to-completed ms of each completed job (JSON); key = queue/job name.",
 )
-QUEUES: dict[QueueName, TopicSpec] = {QueueName.EMAIL: EMAIL, QueueName.MEDIA_UPLOAD: MEDIA_UPLOAD}
+QUEUES: dict[QueueName, TopicSpec] = {
+    QueueName.EMAIL: EMAIL,
+    QueueName.MEDIA_UPLOAD: MEDIA_UPLOAD,
+    QueueName.BENCH: BENCH,
+}
 DEAD_LETTERS: dict[QueueName, TopicSpec] = {
     queue: TopicSpec(
         f"{queue.value}-dead-letter",

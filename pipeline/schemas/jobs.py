@@ -16,6 +16,8 @@ class QueueName(StrEnum):
 
     EMAIL = "email"
     MEDIA_UPLOAD = "media-upload"
+    # No-op jobs for measuring the machinery (make bench); consumed only where enabled.
+    BENCH = "bench"
 
 
 class JobName(StrEnum):
@@ -25,6 +27,7 @@ class JobName(StrEnum):
     FORGOT_PASSWORD_EMAIL = "forgot-password-email"
     DAILY_DIGEST_EMAIL = "daily-digest-email"
     MEDIA_UPLOAD = "media-upload"
+    NOOP = "noop"
 
 
 class JobModel(BaseModel):

@@ -1,0 +1,178 @@
+"""``python -m bench``: run every benchmark against the local broker and print one table.
+
+The figures are measured side by side in one run; the table goes to stdout and to
+``bench/results/`` (not committed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import baselines, ours
+from bench.support import REPO, free_port
+from pipeline.settings import Settings
+
+MIB = 1024 * 1024
+
+
+@dataclass
+class Row:
+    """One figure: ours, each baseline's, and whether the target holds."""
+
+    figure: str
+    ours: str
+    raw: str = "-"
+    bullmq: str = "-"
+    celery: str = "-"
+    ratio: str = "-"
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def _compared(figure: str, ours_value: float, **others: float | None) -> Row:
+    """A row of rates with ours as a multiple of each baseline's."""
+    ratio = ", ".join(f"{ours_value / v:.2f}x {k}" for k, v in others.items() if v)
+    return Row(figure, _rate(ours_value), *(_rate(v) for v in others.values()), ratio)
+
+
+def machine() -> str:
+    """Cores, CPU model and Python of this machine."""
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown CPU",
+    )
+    return f"{os.cpu_count()} cores ({model}), Python {platform.python_version()}"
+
+
+async def run(args: argparse.Namespace) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    workdir = REPO / "bench" / "results" / stamp
+    workdir.mkdir(parents=True, exist_ok=True)
+    prefix = f"bench-{stamp}-"
+    env = {
+        "PIPELINE_TOPIC_PREFIX": prefix,
+        "PIPELINE_APP_ID": f"pipeline-bench-{stamp}",
+        "PIPELINE_DATA_DIR": str(workdir / "worker-data"),
+        "PIPELINE_WEB_PORT": str(free_port()),
+        "PIPELINE_BENCH_QUEUE_ENABLED": "true",
+        "PIPELINE_BENCH_CONCURRENCY": str(args.concurrency),
+        "PIPELINE_EMAIL_CONCURRENCY": str(args.concurrency),
+        # The limiter protects a real mail provider; the sink here needs none.
+        "PIPELINE_EMAIL_RATE_LIMIT_JOBS": "1000000",
+    }
+    os.environ.update(env)
+    settings = Settings()
+    bootstrap = settings.kafka_bootstrap_servers
+
+    print(f"pipeline: {args.jobs} noop jobs, {args.email_jobs} email jobs, "
+          f"{args.rate}/s for {args.seconds:g} s ...", flush=True)  # fmt: skip
+    mine = await ours.measure(
+        settings,
+        env,
+        jobs=args.jobs,
+        email_jobs=args.email_jobs,
+        rate=args.rate,
+        seconds=args.seconds,
+        workdir=workdir,
+    )
+    print("raw aiokafka loop ...", flush=True)
+    raw = await baselines.raw_aiokafka(
+        bootstrap, prefix, args.jobs, settings.topic_partitions, workdir / "raw.log"
+    )
+    async with baselines.redis_server(workdir) as redis_port:
+        print("BullMQ ...", flush=True)
+        bull = await baselines.bullmq(
+            redis_port, args.jobs, args.concurrency, workdir / "bullmq.log"
+        )
+        print("Celery ...", flush=True)
+        cel = await baselines.celery(
+            redis_port, args.jobs, args.celery_concurrency, workdir / "celery.log"
+        )
+
+    rows = [
+        _compared(
+            f"noop jobs/s, first enqueue to last completed ({args.jobs:,} jobs)",
+            mine.noop_per_s,
+            raw=raw.process_per_s,
+            BullMQ=bull.process_per_s,
+            Celery=cel.process_per_s,
+        ),
+        _compared(
+            "enqueue jobs/s (add_bulk / producer / addBulk / delay)",
+            mine.enqueue_per_s,
+            raw=raw.enqueue_per_s,
+            BullMQ=bull.enqueue_per_s,
+            Celery=cel.enqueue_per_s,
+        ),
+        Row(
+            f"OTP email jobs/s to an SMTP sink ({args.email_jobs:,} jobs)", _rate(mine.email_per_s)
+        ),
+        *(
+            Row(
+                f"{name} ms, enqueue to completed at {args.rate}/s for {args.seconds:g} s",
+                f"{value:.1f}",
+            )
+            for name, value in mine.latency_ms.items()
+        ),
+        Row("worker peak RSS, MiB (noop, email, latency)", f"{mine.peak_rss_bytes / MIB:.0f}"),
+    ]
+    targets = [
+        ("noop rate >= 1.0x BullMQ", mine.noop_per_s >= bull.process_per_s),
+        ("noop rate >= 0.5x raw aiokafka", mine.noop_per_s >= 0.5 * raw.process_per_s),
+        ("add_bulk >= 1.0x addBulk", mine.enqueue_per_s >= (bull.enqueue_per_s or 0)),
+        (f"p99 <= 50 ms at {args.rate}/s", mine.latency_ms["p99"] <= 50),
+        ("peak RSS <= 250 MB", mine.peak_rss_bytes <= 250 * 1000 * 1000),
+    ]
+    header = ("figure", "pipeline", "raw aiokafka", "BullMQ", "Celery", "pipeline vs")
+    lines = [
+        f"Measured {time.strftime('%Y-%m-%d %H:%M %Z')} on {machine()}.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *(
+            f"| {r.figure} | {r.ours} | {r.raw} | {r.bullmq} | {r.celery} | {r.ratio} |"
+            for r in rows
+        ),
+        "",
+        "Targets: " + "; ".join(f"{name}: {'met' if ok else 'MISSED'}" for name, ok in targets),
+        "",
+        f"Settings: pipeline {settings.topic_partitions} partitions, one worker, concurrency "
+        f"{args.concurrency} (noop and email), acks=all, add_bulk batches of {ours.BATCH}, "
+        "Faust's commit every 2.8 s; raw aiokafka: "
+        f"{raw.settings}; BullMQ {bull.settings}, addBulk batches of 1000; Celery {cel.settings}.",
+    ]
+    table = "\n".join(lines)
+    (REPO / "bench" / "results" / f"{stamp}.md").write_text(table + "\n")
+    (REPO / "bench" / "results" / "latest.md").write_text(table + "\n")
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--jobs", type=int, default=10_000, help="noop jobs per system")
+    parser.add_argument("--email-jobs", type=int, default=3_000, help="OTP email jobs")
+    parser.add_argument("--rate", type=int, default=500, help="jobs/s of the latency run")
+    parser.add_argument("--seconds", type=float, default=60.0, help="length of the latency run")
+    parser.add_argument("--concurrency", type=int, default=8, help="ours and BullMQ's")
+    parser.add_argument(
+        "--celery-concurrency", type=int, default=os.cpu_count() or 2, help="prefork processes"
+    )
+    table = asyncio.run(run(parser.parse_args()))
+    print()
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""The pipeline's figures: noop and OTP-email jobs through a real worker, latency at a fixed
+rate, and the worker's peak memory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from bench.support import VENV_BIN, child, free_port, peak_rss_bytes, percentile, wait_port
+from pipeline.events import EventType, decode_event
+from pipeline.queues import EmailQueue, NewJob, Queue
+from pipeline.schemas import OtpEmailJob
+from pipeline.schemas.bench import NoopJob
+from pipeline.schemas.jobs import JobName, QueueName
+from pipeline.settings import Settings
+from pipeline.topics import JOB_EVENTS
+
+BATCH = 1000  # jobs per add_bulk call, as BullMQ's addBulk gets them
+
+
+class BenchQueue(Queue):
+    """The bench queue, whose noop jobs return at once."""
+
+    queue = QueueName.BENCH
+
+
+@dataclass
+class OurFigures:
+    """What the worker did, in jobs/s, ms and bytes."""
+
+    enqueue_per_s: float
+    noop_per_s: float
+    email_per_s: float
+    latency_ms: dict[str, float]
+    latency_jobs: int
+    peak_rss_bytes: int
+
+
+class Completions:
+    """Follows ``job-events`` from its end and notes when each job completed (worker clock)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self.done: dict[str, int] = {}
+        self._changed = asyncio.Event()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.worker: asyncio.subprocess.Process | None = None  # fail early if it exits
+
+    async def start(self) -> None:
+        """Start reading from the current end of every partition."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.kafka_bootstrap_servers, enable_auto_commit=False
+        )
+        await consumer.start()
+        topic = JOB_EVENTS.name(self._settings)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._settings.kafka_bootstrap_servers)
+        await admin.start()
+        try:
+            [described] = await admin.describe_topics([topic])
+        finally:
+            await admin.close()
+        partitions = [p["partition"] for p in described["partitions"]]
+        tps = [TopicPartition(topic, p) for p in partitions]
+        consumer.assign(tps)
+        await consumer.seek_to_end(*tps)
+        self._consumer = consumer
+        self._task = asyncio.create_task(self._follow(consumer))
+
+    async def _follow(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+            for records in batches.values():
+                for record in records:
+                    event = decode_event(record.value)
+                    if event.type == EventType.COMPLETED:
+                        self.done[event.job_id] = event.timestamp_ms
+            self._changed.set()
+
+    async def wait_for(self, ids: Iterable[str], timeout_s: float = 300.0) -> dict[str, int]:
+        """Completion times (epoch ms) of ``ids``, once every one has completed."""
+        wanted = set(ids)
+        deadline = time.monotonic() + timeout_s
+        while not wanted <= self.done.keys():
+            if self.worker is not None and self.worker.returncode is not None:
+                raise RuntimeError(f"the worker exited ({self.worker.returncode}): see its log")
+            if time.monotonic() > deadline:
+                missing = len(wanted - self.done.keys())
+                raise TimeoutError(f"{missing} of {len(wanted)} jobs did not complete")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), 1.0)
+        return {job_id: self.done[job_id] for job_id in wanted}
+
+    async def stop(self) -> None:
+        """Stop following."""
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer:
+            await self._consumer.stop()
+
+
+def _batches(jobs: Sequence[NewJob], size: int = BATCH) -> Iterable[Sequence[NewJob]]:
+    return (jobs[i : i + size] for i in range(0, len(jobs), size))
+
+
+def _otp(i: int) -> NewJob:
+    return NewJob(
+        JobName.OTP_EMAIL_VERIFICATION,
+        OtpEmailJob(email=f"user{i}@example.com", customer_name="Bench", otp=f"{i % 1000000:06d}"),
+    )
+
+
+async def _throughput(
+    queue: Queue, completions: Completions, jobs: Sequence[NewJob]
+) -> tuple[float, float]:
+    """(add_bulk jobs/s, jobs/s from the first enqueue to the last completed)."""
+    started = time.time()
+    ids: list[str] = []
+    for batch in _batches(jobs):
+        ids += await queue.add_bulk(batch)
+    enqueued = time.time()
+    done = await completions.wait_for(ids)
+    finished = max(done.values()) / 1000
+    return len(jobs) / (enqueued - started), len(jobs) / (finished - started)
+
+
+async def _latency(
+    queue: Queue, completions: Completions, rate: int, seconds: float
+) -> tuple[dict[str, float], int]:
+    """Percentiles of enqueue-to-completed ms at ``rate`` jobs/s for ``seconds``."""
+    tick_s = 0.02
+    per_tick = max(1, round(rate * tick_s))
+    enqueued_ms: dict[str, float] = {}
+    started = time.monotonic()
+    seq = 0
+    for tick in range(round(seconds / tick_s)):
+        await asyncio.sleep(max(0.0, started + tick * tick_s - time.monotonic()))
+        jobs = [NewJob(JobName.NOOP, NoopJob(seq=seq + i)) for i in range(per_tick)]
+        seq += per_tick
+        at = time.time() * 1000
+        for job_id in await queue.add_bulk(jobs):
+            enqueued_ms[job_id] = at
+    done = await completions.wait_for(enqueued_ms)
+    latencies = [done[job_id] - at for job_id, at in enqueued_ms.items()]
+    figures = {f"p{p}": percentile(latencies, p) for p in (50, 95, 99)}
+    return figures, len(latencies)
+
+
+@contextlib.asynccontextmanager
+async def _worker(env: dict[str, str], log: Path) -> AsyncIterator[asyncio.subprocess.Process]:
+    faust = str(VENV_BIN / "faust")
+    argv = (faust, "-A", "pipeline", "worker", "--loglevel", "warn")
+    async with child(*argv, env=env, log=log) as process:
+        yield process
+
+
+async def measure(
+    settings: Settings,
+    env: dict[str, str],
+    *,
+    jobs: int,
+    email_jobs: int,
+    rate: int,
+    seconds: float,
+    workdir: Path,
+) -> OurFigures:
+    """Start a worker (and an SMTP sink that discards), run the three loads, and stop them."""
+    smtp_port = free_port()
+    sink = (str(VENV_BIN / "python"), "-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Sink")
+    env = {**env, "PIPELINE_SMTP_HOST": "127.0.0.1", "PIPELINE_SMTP_PORT": str(smtp_port)}
+    completions = Completions(settings)
+    async with (
+        child(*sink, "-l", f"127.0.0.1:{smtp_port}", log=workdir / "smtp.log"),
+        _worker(env, workdir / "worker.log") as worker,
+        BenchQueue.connect(settings) as bench,
+        EmailQueue.connect(settings) as email,
+    ):
+        await wait_port(smtp_port)
+        await completions.start()
+        completions.worker = worker
+        try:
+            # One job of each kind first: the worker has joined and warmed up once they are done.
+            warm = [*await bench.add_bulk([NewJob(JobName.NOOP, NoopJob())])]
+            warm += await email.add_bulk([_otp(0)])
+            await completions.wait_for(warm, timeout_s=120)
+
+            noop = [NewJob(JobName.NOOP, NoopJob(seq=i)) for i in range(jobs)]
+            enqueue_per_s, noop_per_s = await _throughput(bench, completions, noop)
+            otps = [_otp(i) for i in range(email_jobs)]
+            _, email_per_s = await _throughput(email, completions, otps)
+            latency, latency_jobs = await _latency(bench, completions, rate, seconds)
+            peak = peak_rss_bytes(worker.pid)
+        finally:
+            await completions.stop()
+    return OurFigures(enqueue_per_s, noop_per_s, email_per_s, latency, latency_jobs, peak)
