@@ -49,12 +49,14 @@ def create_app(settings: Settings) -> PipelineApp:
         consumer_auto_offset_reset="earliest",
         # A job is only acknowledged once every replica has it.
         producer_acks=-1,
+        producer_linger_ms=settings.kafka_producer_linger_ms,
         broker_session_timeout=settings.kafka_session_timeout_s,
         broker_heartbeat_interval=settings.kafka_session_timeout_s / 3,
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_in_thread=False,
         loghandlers=[],
+        Worker="pipeline.worker:Worker",
         settings=settings,
     )
 

@@ -11,7 +11,7 @@ import io
 import json
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from functools import cache
 from importlib import resources
@@ -71,9 +71,14 @@ class JobEvent:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values, as JSON output and the Avro writer want them."""
-        data = asdict(self)
+        # Shallow on purpose: asdict deep-copies, and this runs for every record the worker sends.
+        data = {name: getattr(self, name) for name in _FIELD_NAMES}
         data["type"] = self.type.value
+        data["result"] = dict(self.result)
         return data
+
+
+_FIELD_NAMES = tuple(item.name for item in fields(JobEvent))
 
 
 class EventDecodeError(PermanentJobError):

@@ -75,6 +75,7 @@ class JobRunner:
         topics: RunnerTopics,
         registry: JobRegistry,
         publisher: Publisher,
+        event_publisher: Publisher | None = None,
         states: StateStore,
         services: Any,
         worker_id: str,
@@ -86,6 +87,9 @@ class JobRunner:
         self._topics = topics
         self._registry = registry
         self._publisher = publisher
+        # Lifecycle records may go out without waiting for each ack (see build_runner); the
+        # records that carry the job on (retries, dead letters) always wait.
+        self._event_publisher = event_publisher or publisher
         self._states = states
         self._services = services
         self._worker_id = worker_id
@@ -93,11 +97,6 @@ class JobRunner:
         self._job_timeout_s = job_timeout_s
         self._limiter = limiter
         self._in_flight: set[str] = set()
-
-    @property
-    def busy(self) -> bool:
-        """Whether a job of this runner is running now."""
-        return bool(self._in_flight)
 
     async def process(self, record: IncomingRecord) -> EventType:
         """Take one record to its next state; returns the last lifecycle type it reached."""
@@ -370,7 +369,7 @@ class JobRunner:
             worker_id=self._worker_id,
             **fields,
         )
-        await self._publisher.publish(
+        await self._event_publisher.publish(
             self._topics.events,
             key=envelope.job_id.encode(),
             value=encode_event(event),

@@ -93,6 +93,12 @@ class Settings(BaseSettings):
         Path("pipeline-data"), description="Faust's local state folder (table checkpoints)."
     )
     log_level: str = Field("INFO", description="Log level of the worker.")
+    kafka_producer_linger_ms: int = Field(
+        5,
+        ge=0,
+        description="How long the worker's producer waits to fill a batch: a few ms of latency "
+        "buy far fewer requests when many jobs run at once.",
+    )
     kafka_session_timeout_s: float = Field(
         10.0,
         gt=0,

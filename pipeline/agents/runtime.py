@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import logging
 from functools import cache
 from typing import Any
 
@@ -17,9 +20,21 @@ from pipeline.schemas.jobs import QueueName
 from pipeline.services import Services
 from pipeline.topics import DEAD_LETTERS, DELAYS, JOB_EVENTS
 
+logger = logging.getLogger(__name__)
+
 
 class FaustPublisher:
-    """Publishes through the worker's own producer and waits for the broker's ack."""
+    """Publishes through the worker's own producer.
+
+    With ``wait`` (the default) each record is waited for until the broker has it (acks=all).
+    Without it the record is only handed to the producer: inside an agent that is enough,
+    because Faust flushes the producer before it commits the offsets of the records being
+    processed, so a job's records are on the broker before the job counts as consumed. A record
+    that still fails is logged.
+    """
+
+    def __init__(self, *, wait: bool = True) -> None:
+        self._wait = wait
 
     async def publish(
         self,
@@ -30,8 +45,19 @@ class FaustPublisher:
         headers: Headers,
         partition: int | None = None,
     ) -> None:
-        """Send one record; returns once it is written (acks=all)."""
-        await app.producer.send_and_wait(topic, key, value, partition, None, headers)
+        """Send one record; with ``wait``, return once it is written."""
+        if self._wait:
+            await app.producer.send_and_wait(topic, key, value, partition, None, headers)
+            return
+        sent = asyncio.ensure_future(
+            await app.producer.send(topic, key, value, partition, None, headers)
+        )
+        sent.add_done_callback(functools.partial(_log_failure, topic))
+
+
+def _log_failure(topic: str, sent: asyncio.Future[Any]) -> None:
+    if not sent.cancelled() and (exc := sent.exception()) is not None:
+        logger.error("a record for %s was not written: %r", topic, exc)
 
 
 class TableStateStore:
@@ -79,6 +105,7 @@ def build_runner(
         ),
         registry=registry,
         publisher=FaustPublisher(),
+        event_publisher=FaustPublisher(wait=False),
         states=TableStateStore(states),
         services=services(),
         worker_id=settings.worker_id,
