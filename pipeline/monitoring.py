@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from pipeline.events import EventType, JobEvent
+
+V = TypeVar("V")
 
 # The state a job is in after a record of each type; progress and unknown types keep the state.
 STATE_AFTER = {
@@ -57,6 +60,25 @@ def count_key(event: JobEvent) -> str:
     return f"{event.queue}/{event.job_name}/{event.type.value}"
 
 
+def in_partition(partition: int, key: str) -> str:
+    """``key`` as kept by the worker that holds ``partition`` of job-events.
+
+    Counts and latency figures are kept per job-events partition, each in the changelog
+    partition of its records, so one agent updates them as it reads (no repartition topic) and a
+    rebalance moves them with their partition.
+    """
+    return f"{partition}:{key}"
+
+
+def across_partitions(figures: Mapping[str, V], merge: Callable[[V, V], V]) -> dict[str, V]:
+    """Per-partition ``figures`` combined by their key without the partition."""
+    combined: dict[str, V] = {}
+    for key, value in figures.items():
+        plain = key.partition(":")[2]
+        combined[plain] = merge(combined[plain], value) if plain in combined else value
+    return combined
+
+
 def split_count_key(key: str) -> tuple[str, str, str]:
     """``(queue, job name, type)`` of a count key (job names may contain ``/``)."""
     queue, _, rest = key.partition("/")
@@ -74,6 +96,18 @@ def queue_counts(counts: dict[str, int]) -> dict[str, dict[str, dict[str, int]]]
 
 
 LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
+
+
+def merge_latency(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """Two sets of latency figures as one."""
+    buckets = dict(first["buckets"])
+    for bound, count in second["buckets"].items():
+        buckets[bound] = buckets.get(bound, 0) + count
+    return {
+        "count": first["count"] + second["count"],
+        "sum_ms": first["sum_ms"] + second["sum_ms"],
+        "buckets": buckets,
+    }
 
 
 def add_latency(figures: dict[str, Any] | None, latency_ms: int) -> dict[str, Any]:

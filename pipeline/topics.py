@@ -43,10 +43,6 @@ BENCH = TopicSpec("bench", description="Noop jobs of the benchmark; key = job na
 JOB_EVENTS = TopicSpec(
     "job-events", description="Lifecycle records (Avro single-object encoding); key = job id."
 )
-JOB_LATENCY = TopicSpec(
-    "job-latency",
-    description="Enqueue-to-completed ms of each completed job (JSON); key = queue/job name.",
-)
 QUEUES: dict[QueueName, TopicSpec] = {
     QueueName.EMAIL: EMAIL,
     QueueName.MEDIA_UPLOAD: MEDIA_UPLOAD,
@@ -67,7 +63,6 @@ DELAYS: dict[int, TopicSpec] = {
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     *QUEUES.values(),
     JOB_EVENTS,
-    JOB_LATENCY,
     *DEAD_LETTERS.values(),
     *DELAYS.values(),
 )
@@ -89,7 +84,6 @@ def faust_topic(spec: TopicSpec) -> faust.TopicT:
 email_topic = faust_topic(EMAIL)
 media_upload_topic = faust_topic(MEDIA_UPLOAD)
 job_events_topic = faust_topic(JOB_EVENTS)
-job_latency_topic = faust_topic(JOB_LATENCY)
 delay_topics = {seconds: faust_topic(spec) for seconds, spec in DELAYS.items()}
 dead_letter_topics = {queue: faust_topic(spec) for queue, spec in DEAD_LETTERS.items()}
 
@@ -110,17 +104,15 @@ media_job_state = app.Table(
 )
 
 
-# Lifecycle records counted by "<queue>/<job name>/<type>". Fed through a repartition topic
-# ("<monitor agent>-<job-events>-job-counts-repartition") so each key lives in one partition.
+# Lifecycle records counted by "<partition>:<queue>/<job name>/<type>", and latency figures
+# (pipeline.monitoring.add_latency) by "<partition>:<queue>/<job name>". Both are kept per
+# job-events partition, in the changelog partition of the records counted, so the monitor agent
+# updates them as it reads job-events (pipeline.monitoring.in_partition).
 job_counts = app.Table(
     "job-counts", default=int, partitions=JOB_EVENTS.partition_count(settings), key_type=str
 )
-
-
-# Latency figures (pipeline.monitoring.add_latency) by "<queue>/<job name>", fed from the
-# job-latency topic, which is keyed the same way.
 job_latency = app.Table(
-    "job-latency", default=None, partitions=JOB_LATENCY.partition_count(settings), key_type=str
+    "job-latency", default=None, partitions=JOB_EVENTS.partition_count(settings), key_type=str
 )
 
 # Each job's latest state as the monitor sees it (pipeline.monitoring), by job id. Fed straight

@@ -13,13 +13,14 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
+from pipeline.agents.monitor import counts as monitor_counts
 from pipeline.agents.monitor import metrics, recent_failures
 from pipeline.agents.runtime import FaustPublisher
 from pipeline.application import app, settings
 from pipeline.deadletters import describe, latest_dead_letters, redrive
 from pipeline.monitoring import queue_counts
 from pipeline.schemas.jobs import QueueName
-from pipeline.topics import job_counts, job_status
+from pipeline.topics import job_status
 
 
 @app.page("/jobs/{job_id}/")
@@ -42,7 +43,7 @@ class QueuesView(View):
 
     async def get(self, request: Request) -> Response:
         """``{queue: {job name: {type: count}}}``; ``?local=1`` for this worker's part only."""
-        counts = dict(job_counts.items())
+        counts = monitor_counts()
         if request.query.get("local") != "1":
             # Each count lives on the worker that holds its partition of the counts table.
             own = str(app.conf.canonical_url).rstrip("/")

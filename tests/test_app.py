@@ -58,7 +58,7 @@ def test_defaults_point_at_a_local_broker(monkeypatch: pytest.MonkeyPatch) -> No
         monkeypatch.delenv(name, raising=False)
     settings = Settings()
     assert settings.kafka_bootstrap_servers == "localhost:9092"
-    assert [spec.name(settings) for spec in QUEUES.values()] == ["email", "media-upload"]
+    assert [spec.name(settings) for spec in QUEUES.values()] == ["email", "media-upload", "bench"]
     assert JOB_EVENTS.name(settings) == "job-events"
     assert MEDIA_UPLOAD.partition_count(settings) == JOB_EVENTS.partition_count(settings) == 6
 

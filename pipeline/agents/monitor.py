@@ -1,9 +1,10 @@
-"""The monitoring agent: one structured log line per lifecycle record, and counts by state."""
+"""The monitoring agent: one structured log line per lifecycle record, each job's latest state,
+counts by state and latency figures."""
 
 from __future__ import annotations
 
-import json
 import logging
+import operator
 from collections import deque
 
 import faust
@@ -11,26 +12,19 @@ import faust
 from pipeline.application import app
 from pipeline.events import EventDecodeError, EventType, JobEvent, decode_event
 from pipeline.metrics import WorkerMetrics
-from pipeline.monitoring import add_latency, apply_event, count_key
-from pipeline.topics import (
-    QUEUES,
-    job_counts,
-    job_events_topic,
-    job_latency,
-    job_latency_topic,
-    job_status,
+from pipeline.monitoring import (
+    across_partitions,
+    add_latency,
+    apply_event,
+    count_key,
+    in_partition,
+    merge_latency,
 )
+from pipeline.topics import QUEUES, job_counts, job_events_topic, job_latency, job_status
 
 logger = logging.getLogger(__name__)
 
 UNREADABLE = "unreadable"
-
-
-def _count_key_of(value: bytes) -> str:
-    try:
-        return count_key(decode_event(value))
-    except EventDecodeError:
-        return UNREADABLE
 
 
 def log_line(event: JobEvent) -> str:
@@ -55,18 +49,38 @@ def log_line(event: JobEvent) -> str:
     )
 
 
+# The latest failures this worker's partitions saw, newest last, for the dashboard.
+recent_failures: deque[JobEvent] = deque(maxlen=50)
+
+
 @app.agent(job_events_topic)
 async def monitor_agent(stream: faust.StreamT[bytes]) -> None:
-    """Log and count every lifecycle record."""
-    async for value in stream.group_by(_count_key_of, name="job-counts"):
+    """Log every lifecycle record; keep each job's latest state, the counts and the latency
+    figures, all in the job-events partition the record came from."""
+    async for record in stream.events():
+        partition = record.message.partition
         try:
-            event = decode_event(value)
+            event = decode_event(record.value)
         except EventDecodeError as exc:
             logger.warning("job_event unreadable record on job-events: %s", exc)
-            job_counts[UNREADABLE] += 1
+            job_counts[in_partition(partition, UNREADABLE)] += 1
             continue
         logger.info("job_event %s", log_line(event))
-        job_counts[count_key(event)] += 1
+        job_counts[in_partition(partition, count_key(event))] += 1
+        if event.type == EventType.FAILED:
+            recent_failures.append(event)
+        key = event.job_id.encode()
+        after = apply_event(job_status.get(key), event)
+        job_status[key] = after
+        if event.type == EventType.COMPLETED and after.get("added_ms"):
+            figures = in_partition(partition, f"{event.queue}/{event.job_name}")
+            latency_ms = event.timestamp_ms - after["added_ms"]
+            job_latency[figures] = add_latency(job_latency.get(figures), latency_ms)
+
+
+def counts() -> dict[str, int]:
+    """This worker's counts by ``<queue>/<job name>/<type>``."""
+    return across_partitions(dict(job_counts.items()), operator.add)
 
 
 def _lag() -> list[tuple[str, int, int]]:
@@ -81,39 +95,7 @@ def _lag() -> list[tuple[str, int, int]]:
 
 
 metrics = WorkerMetrics(
-    counts=lambda: dict(job_counts.items()),
-    latency=lambda: dict(job_latency.items()),
+    counts=counts,
+    latency=lambda: across_partitions(dict(job_latency.items()), merge_latency),
     lag=_lag,
 )
-# The latest failures this worker's partitions saw, newest last, for the dashboard.
-recent_failures: deque[JobEvent] = deque(maxlen=50)
-
-
-@app.agent(job_events_topic)
-async def job_status_agent(stream: faust.StreamT[bytes]) -> None:
-    """Keep each job's latest state, in the partition of its job id."""
-    async for value in stream:
-        try:
-            event = decode_event(value)
-        except EventDecodeError:
-            continue  # the monitor agent has logged it
-        if event.type == EventType.FAILED:
-            recent_failures.append(event)
-        key = event.job_id.encode()
-        after = apply_event(job_status.get(key), event)
-        job_status[key] = after
-        if event.type == EventType.COMPLETED and after.get("added_ms"):
-            latency_ms = event.timestamp_ms - after["added_ms"]
-            await job_latency_topic.send(
-                key=f"{event.queue}/{event.job_name}".encode(),
-                value=json.dumps({"latency_ms": latency_ms}).encode(),
-            )
-
-
-@app.agent(job_latency_topic)
-async def latency_agent(stream: faust.StreamT[bytes]) -> None:
-    """Add each completed job's latency to the figures of its queue and job name."""
-    async for event in stream.events():
-        key = (event.key or b"").decode()
-        latency_ms = int(json.loads(event.value)["latency_ms"])
-        job_latency[key] = add_latency(job_latency.get(key), latency_ms)
