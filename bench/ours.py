@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from pipeline.schemas import OtpEmailJob
 from pipeline.schemas.bench import NoopJob
 from pipeline.schemas.jobs import JobName, QueueName
 from pipeline.settings import Settings
-from pipeline.topics import JOB_EVENTS
+from pipeline.topics import JOB_EVENTS, QUEUES
 
 BATCH = 1000  # jobs per add_bulk call, as BullMQ's addBulk gets them
 
@@ -98,6 +99,40 @@ class Completions:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), 1.0)
         return {job_id: self.done[job_id] for job_id in wanted}
+
+    async def wait_idle(self, group: str, topics: Sequence[str], timeout_s: float = 300.0) -> None:
+        """Wait until the worker's group has committed everything on ``topics``: the monitor
+        has caught up, so the next load starts on an idle worker."""
+        assert self._consumer is not None
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._settings.kafka_bootstrap_servers)
+        await admin.start()
+        try:
+            described = await admin.describe_topics(list(topics))
+            tps = [
+                TopicPartition(topic["topic"], p["partition"])
+                for topic in described
+                for p in topic["partitions"]
+            ]
+            deadline = time.monotonic() + timeout_s
+            while True:
+                ends = await self._consumer.end_offsets(tps)
+                committed = await admin.list_consumer_group_offsets(group, partitions=tps)
+                # -1: nothing committed yet on that partition.
+                behind = sum(
+                    end - max(committed[tp].offset if tp in committed else 0, 0)
+                    for tp, end in ends.items()
+                )
+                if behind <= 0:
+                    return
+                if time.monotonic() > deadline:
+                    detail = {
+                        f"{tp.topic}:{tp.partition}": (end, committed.get(tp))
+                        for tp, end in ends.items()
+                    }
+                    raise TimeoutError(f"the worker is still {behind} records behind: {detail}")
+                await asyncio.sleep(0.5)
+        finally:
+            await admin.close()
 
     async def stop(self) -> None:
         """Stop following."""
@@ -194,10 +229,16 @@ async def measure(
             warm += await email.add_bulk([_otp(0)])
             await completions.wait_for(warm, timeout_s=120)
 
+            # Each load starts once the worker has also caught up on the previous one's records.
+            topics = [QUEUES[QueueName.BENCH].name(settings), JOB_EVENTS.name(settings)]
+            idle = functools.partial(completions.wait_idle, settings.app_id, topics)
+            await idle()
             noop = [NewJob(JobName.NOOP, NoopJob(seq=i)) for i in range(jobs)]
             enqueue_per_s, noop_per_s = await _throughput(bench, completions, noop)
+            await idle()
             otps = [_otp(i) for i in range(email_jobs)]
             _, email_per_s = await _throughput(email, completions, otps)
+            await idle()
             latency, latency_jobs = await _latency(bench, completions, rate, seconds)
             peak = peak_rss_bytes(worker.pid)
         finally:

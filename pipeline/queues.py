@@ -53,7 +53,7 @@ class _Planned:
 
     job_id: str
     topic: str = ""
-    partition: int | None = None
+    partition: int = 0
     key: bytes = b""
     value: bytes = b""
     headers: Headers = field(default_factory=list)
@@ -65,10 +65,17 @@ class Queue:
 
     queue: ClassVar[QueueName]
 
-    def __init__(self, producer: AIOKafkaProducer, settings: Settings, partitions: int) -> None:
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        settings: Settings,
+        partitions: int,
+        event_partitions: int,
+    ) -> None:
         self._producer = producer
         self._settings = settings
         self._partitions = partitions
+        self._event_partitions = event_partitions
         self._topic = QUEUES[self.queue].name(settings)
         self._events_topic = JOB_EVENTS.name(settings)
         self._recent: OrderedDict[str, None] = OrderedDict()
@@ -88,9 +95,9 @@ class Queue:
         )
         await producer.start()
         try:
-            topic = QUEUES[cls.queue].name(settings)
-            partitions = len(await producer.partitions_for(topic))
-            yield cls(producer, settings, partitions)
+            partitions = len(await producer.partitions_for(QUEUES[cls.queue].name(settings)))
+            event_partitions = len(await producer.partitions_for(JOB_EVENTS.name(settings)))
+            yield cls(producer, settings, partitions, event_partitions)
         finally:
             await producer.stop()
 
@@ -116,22 +123,36 @@ class Queue:
         planned = [self._plan(*self._prepare(job)) for job in jobs]
         fresh = [plan for plan in planned if plan.event is not None]
         await self._send_all(
-            (self._events_topic, plan.job_id.encode(), plan.event, None, []) for plan in fresh
+            (
+                self._events_topic,
+                plan.job_id.encode(),
+                plan.event,
+                partition_for(plan.job_id, self._event_partitions),
+                [],
+            )
+            for plan in fresh
+            if plan.event is not None
         )
         await self._send_all(
             (plan.topic, plan.key, plan.value, plan.partition, plan.headers) for plan in fresh
         )
         return [plan.job_id for plan in planned]
 
-    async def _send_all(
-        self, records: Iterable[tuple[str, bytes, bytes | None, int | None, Headers]]
-    ) -> None:
-        sent = [
-            await self._producer.send(
-                topic, value=value, key=key, partition=partition, headers=headers
-            )
-            for topic, key, value, partition, headers in records
-        ]
+    async def _send_all(self, records: Iterable[tuple[str, bytes, bytes, int, Headers]]) -> None:
+        """Send ``records`` in one batch per partition (or more, if one fills up), then wait for
+        all of them: far cheaper than a send and a future per record."""
+        builders: dict[tuple[str, int], Any] = {}
+        sent: list[asyncio.Future[Any]] = []
+        for topic, key, value, partition, headers in records:
+            builder = builders.get((topic, partition))
+            if builder is None:
+                builder = builders[topic, partition] = self._producer.create_batch()
+            if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                sent.append(await self._producer.send_batch(builder, topic, partition=partition))
+                builder = builders[topic, partition] = self._producer.create_batch()
+                builder.append(key=key, value=value, timestamp=None, headers=headers)
+        for (topic, partition), builder in builders.items():
+            sent.append(await self._producer.send_batch(builder, topic, partition=partition))
         await asyncio.gather(*sent)
 
     def _prepare(self, job: NewJob) -> tuple[NewJob, JobModel, int]:

@@ -49,9 +49,20 @@ def test_id() -> str:
 
 
 @pytest.fixture
-def topic_prefix(test_id: str) -> str:
-    """The prefix of every topic this test's workers and producers use."""
-    return f"t-{test_id}-"
+async def topic_prefix(test_id: str, kafka_bootstrap: str) -> AsyncIterator[str]:
+    """The prefix of every topic this test's workers and producers use. The test's topics
+    (Faust's changelogs too) are deleted after it: thousands of leftover topics slow every
+    client's metadata refresh, and the benchmarks share the broker."""
+    prefix = f"t-{test_id}-"
+    yield prefix
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        mine = [name for name in await admin.list_topics() if prefix in name]
+        if mine:
+            await admin.delete_topics(mine)
+    finally:
+        await admin.close()
 
 
 @pytest.fixture
