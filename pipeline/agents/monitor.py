@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import operator
-from collections import deque
+from collections import Counter, deque
+from typing import Any, cast
 
 import faust
 
@@ -53,29 +54,61 @@ def log_line(event: JobEvent) -> str:
 recent_failures: deque[JobEvent] = deque(maxlen=50)
 
 
+# The monitor takes job-events in batches: per batch it writes each job's state, each count and
+# each latency figure once, however many records touched them (a job's added, active and
+# completed records usually arrive together). It lags job-events by at most BATCH_WITHIN_S.
+BATCH_MAX = 500
+BATCH_WITHIN_S = 0.1
+
+
+def _write(table: Any, partition: int, key: Any, value: Any) -> None:
+    """Set ``key`` with its changelog record in ``partition`` of job-events' partitioning.
+
+    Faust would put the changelog record in the partition of the stream's current event, which
+    in a batch is only the batch's last record.
+    """
+    table.data[key] = value
+    table.send_changelog(partition, key, value)
+
+
 @app.agent(job_events_topic)
 async def monitor_agent(stream: faust.StreamT[bytes]) -> None:
     """Log every lifecycle record; keep each job's latest state, the counts and the latency
     figures, all in the job-events partition the record came from."""
-    async for record in stream.events():
-        partition = record.message.partition
-        try:
-            event = decode_event(record.value)
-        except EventDecodeError as exc:
-            logger.warning("job_event unreadable record on job-events: %s", exc)
-            job_counts[in_partition(partition, UNREADABLE)] += 1
-            continue
-        logger.info("job_event %s", log_line(event))
-        job_counts[in_partition(partition, count_key(event))] += 1
-        if event.type == EventType.FAILED:
-            recent_failures.append(event)
-        key = event.job_id.encode()
-        after = apply_event(job_status.get(key), event)
-        job_status[key] = after
-        if event.type == EventType.COMPLETED and after.get("added_ms"):
-            figures = in_partition(partition, f"{event.queue}/{event.job_name}")
-            latency_ms = event.timestamp_ms - after["added_ms"]
-            job_latency[figures] = add_latency(job_latency.get(figures), latency_ms)
+    logging_info = logger.isEnabledFor(logging.INFO)
+    batches = cast(faust.Stream[bytes], stream).take_events(BATCH_MAX, within=BATCH_WITHIN_S)
+    async for records in batches:
+        states: dict[bytes, tuple[int, dict[str, Any]]] = {}
+        counted: Counter[tuple[int, str]] = Counter()
+        latencies: dict[tuple[int, str], dict[str, Any]] = {}
+        for record in records:
+            partition = record.message.partition
+            try:
+                event = decode_event(record.value)
+            except EventDecodeError as exc:
+                logger.warning("job_event unreadable record on job-events: %s", exc)
+                counted[partition, UNREADABLE] += 1
+                continue
+            if logging_info:
+                logger.info("job_event %s", log_line(event))
+            counted[partition, count_key(event)] += 1
+            if event.type == EventType.FAILED:
+                recent_failures.append(event)
+            key = event.job_id.encode()
+            before = states[key][1] if key in states else job_status.get(key)
+            after = apply_event(before, event)
+            states[key] = (partition, after)
+            if event.type == EventType.COMPLETED and after.get("added_ms"):
+                figures = (partition, f"{event.queue}/{event.job_name}")
+                current = latencies.get(figures) or job_latency.get(in_partition(*figures))
+                latencies[figures] = add_latency(current, event.timestamp_ms - after["added_ms"])
+        for key, (partition, state) in states.items():
+            _write(job_status, partition, key, state)
+        for (partition, name), added in counted.items():
+            count_name = in_partition(partition, name)
+            _write(job_counts, partition, count_name, job_counts.get(count_name, 0) + added)
+        for (partition, name), latency in latencies.items():
+            _write(job_latency, partition, in_partition(partition, name), latency)
 
 
 def counts() -> dict[str, int]:
