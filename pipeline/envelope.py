@@ -95,9 +95,14 @@ class JobEnvelope:
         )
 
 
+def job_hash(job_id: str) -> int:
+    """The non-negative murmur2 hash of a job id: Kafka's default partitioner's hash."""
+    hashed: int = murmur2(job_id.encode())
+    return hashed & 0x7FFFFFFF
+
+
 def partition_for(job_id: str, partitions: int) -> int:
     """The partition of a job: by job id (not by the key, the job name), so one popular job
     name spreads over every partition while each job, its retries and its duplicates stay in
     one partition (where its dedupe state lives). Same hash as Kafka's default partitioner."""
-    hashed: int = murmur2(job_id.encode())
-    return (hashed & 0x7FFFFFFF) % partitions
+    return job_hash(job_id) % partitions

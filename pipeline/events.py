@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import time
-import uuid
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from functools import cache
@@ -57,7 +57,8 @@ class JobEvent:
     attempt: int
     max_attempts: int
     timestamp_ms: int = field(default_factory=now_ms)
-    event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # 128 random bits, like a uuid4's hex without building a UUID object for every record.
+    event_id: str = field(default_factory=lambda: os.urandom(16).hex())
     worker_id: str | None = None
     duration_ms: int | None = None
     will_retry: bool | None = None

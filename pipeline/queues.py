@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaProducer
 
 from pipeline.admin import ensure_topics
 from pipeline.delays import delay_tier_for
-from pipeline.envelope import Headers, JobEnvelope, partition_for
+from pipeline.envelope import Headers, JobEnvelope, job_hash
 from pipeline.events import EventType, JobEvent, encode_event, now_ms
 from pipeline.handlers import registry
 from pipeline.schemas.email import ForgotPasswordEmailJob, OtpEmailJob
@@ -58,6 +58,7 @@ class _Planned:
     value: bytes = b""
     headers: Headers = field(default_factory=list)
     event: bytes | None = None
+    event_partition: int = 0
 
 
 class Queue:
@@ -127,7 +128,7 @@ class Queue:
                 self._events_topic,
                 plan.job_id.encode(),
                 plan.event,
-                partition_for(plan.job_id, self._event_partitions),
+                plan.event_partition,
                 [],
             )
             for plan in fresh
@@ -173,6 +174,8 @@ class Queue:
         if job_id in self._recent:
             return _Planned(job_id)  # added by this process already: send nothing
         self._remember(job_id)
+        # One hash places both records: the job in its queue, the event in job-events.
+        hashed = job_hash(job_id)
         now = now_ms()
         due_at_ms = now + int(job.delay_s * 1000) if job.delay_s else None
         envelope = JobEnvelope(
@@ -188,7 +191,7 @@ class Queue:
             tier = delay_tier_for(job.delay_s, list(DELAYS))
             topic, partition = DELAYS[tier].name(self._settings), 0
         else:
-            topic, partition = self._topic, partition_for(job_id, self._partitions)
+            topic, partition = self._topic, hashed % self._partitions
         event = JobEvent(
             job_id=job_id,
             queue=self.queue.value,
@@ -207,6 +210,7 @@ class Queue:
             value=model.to_wire(),
             headers=envelope.headers(),
             event=encode_event(event),
+            event_partition=hashed % self._event_partitions,
         )
 
     def _remember(self, job_id: str) -> None:
