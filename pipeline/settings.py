@@ -112,6 +112,12 @@ class Settings(BaseSettings):
     max_job_bytes: int = Field(
         262_144, ge=1, description="Job records larger than this are dead-lettered unread."
     )
+    job_retention_s: float = Field(
+        7 * 24 * 3600.0,
+        ge=0,
+        description="How long a completed or dead-lettered job's state is kept (for /jobs and "
+        "to skip a duplicate of it); 0 keeps it for ever.",
+    )
 
     email_concurrency: int = Field(3, ge=1, description="Email jobs one worker runs at once.")
     email_job_timeout_s: float = Field(

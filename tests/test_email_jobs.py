@@ -319,3 +319,35 @@ async def test_a_dead_letter_is_listed_and_redriven_over_http(
     assert event_log.types(job_id) == [
         "added", "active", "failed", "dead_lettered", "added", "active", "completed",
     ]  # fmt: skip
+
+
+async def test_a_finished_job_is_forgotten_after_the_retention(
+    start_worker: StartWorker,
+    smtp_sink: SmtpSink,
+    event_log: EventLog,
+    pipeline_settings: Settings,
+    app_id: str,
+    kafka_bootstrap: str,
+) -> None:
+    worker = await start_worker(**smtp_env(smtp_sink, PIPELINE_JOB_RETENTION_S="4"))
+    async with EmailQueue.connect(pipeline_settings) as queue:
+        job_id = await queue.add_otp_email_job(otp_job(1, "retained"))
+    await event_log.wait_for([job_id], EventType.COMPLETED)
+    url = f"http://127.0.0.1:{worker.env['PIPELINE_WEB_PORT']}/jobs/{job_id}/"
+    async with aiohttp.ClientSession() as http:
+
+        async def status() -> int:
+            async with http.get(url) as response:
+                return response.status
+
+        await eventually(lambda: _equal(status(), 200), what="the job's status")
+        await eventually(lambda: _equal(status(), 404), timeout_s=30, what="the job forgotten")
+    await worker.wait_for_log(r"forgot 1 finished jobs in email-job-state")
+    # Tombstones, so compaction drops both states from the changelogs for good.
+    for table in ("email-job-state", "job-status"):
+        records = await read_topic(kafka_bootstrap, f"{app_id}-{table}-changelog")
+        assert any(r.value is None and job_id.encode() in r.key for r in records), table
+
+
+async def _equal(value: Awaitable[int], expected: int) -> bool:
+    return await value == expected

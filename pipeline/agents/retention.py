@@ -1,0 +1,52 @@
+"""Forgets finished jobs after ``job_retention_s``, so the job-state and job-status tables (held
+in memory, and replayed from their changelogs at every start) stop growing with every job.
+
+Each worker sweeps the partitions it owns: the entry leaves memory and a tombstone goes to its
+changelog partition, so compaction drops it for good. A duplicate of a forgotten job runs again:
+the retention is the dedupe window.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pipeline.application import app, settings
+from pipeline.envelope import job_hash
+from pipeline.events import now_ms
+from pipeline.retention import expired, sweep_interval_s
+
+logger = logging.getLogger(__name__)
+
+
+def _swept_tables() -> list[Any]:
+    """Every job-state table (one per queue consumed here) and the monitor's job-status."""
+    return [
+        table
+        for name, table in app.tables.items()
+        if name.endswith("-job-state") or name == "job-status"
+    ]
+
+
+@app.timer(interval=sweep_interval_s(settings.job_retention_s or 600.0))
+async def forget_finished_jobs() -> None:
+    """Delete the states of jobs that finished longer than the retention ago."""
+    if not settings.job_retention_s:
+        return
+    before_ms = now_ms() - int(settings.job_retention_s * 1000)
+    actives = app.assignor.assigned_actives()
+    for table in _swept_tables():
+        changelog = table.changelog_topic.get_topic_name()
+        owned = {tp.partition for tp in actives if tp.topic == changelog}
+        forgotten = 0
+        for key in expired(list(table.data.items()), before_ms):
+            job_id = key.decode() if isinstance(key, bytes) else key
+            # Tables are keyed by job id and partitioned like their source topic, by its hash.
+            partition = job_hash(job_id) % table.partitions
+            if partition not in owned:
+                continue  # a copy left from a partition this worker no longer owns
+            table.data.pop(key, None)
+            table.send_changelog(partition, key, None, value_serializer="raw")
+            forgotten += 1
+        if forgotten:
+            logger.info("forgot %d finished jobs in %s", forgotten, table.name)
