@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import baselines, ours
-from bench.support import REPO, free_port
+from bench.support import REPO, delete_topics, free_port
 from pipeline.settings import Settings
 
 MIB = 1024 * 1024
@@ -76,30 +76,34 @@ async def run(args: argparse.Namespace) -> str:
     settings = Settings()
     bootstrap = settings.kafka_bootstrap_servers
 
-    print(f"pipeline: {args.jobs} noop jobs, {args.email_jobs} email jobs, "
-          f"{args.rate}/s for {args.seconds:g} s ...", flush=True)  # fmt: skip
-    mine = await ours.measure(
-        settings,
-        env,
-        jobs=args.jobs,
-        email_jobs=args.email_jobs,
-        rate=args.rate,
-        seconds=args.seconds,
-        workdir=workdir,
-    )
-    print("raw aiokafka loop ...", flush=True)
-    raw = await baselines.raw_aiokafka(
-        bootstrap, prefix, args.jobs, settings.topic_partitions, workdir / "raw.log"
-    )
-    async with baselines.redis_server(workdir) as redis_port:
-        print("BullMQ ...", flush=True)
-        bull = await baselines.bullmq(
-            redis_port, args.jobs, args.concurrency, workdir / "bullmq.log"
+    try:
+        print(f"pipeline: {args.jobs} noop jobs, {args.email_jobs} email jobs, "
+              f"{args.rate}/s for {args.seconds:g} s ...", flush=True)  # fmt: skip
+        mine = await ours.measure(
+            settings,
+            env,
+            jobs=args.jobs,
+            email_jobs=args.email_jobs,
+            rate=args.rate,
+            seconds=args.seconds,
+            workdir=workdir,
         )
-        print("Celery ...", flush=True)
-        cel = await baselines.celery(
-            redis_port, args.jobs, args.celery_concurrency, workdir / "celery.log"
+        print("raw aiokafka loop ...", flush=True)
+        raw = await baselines.raw_aiokafka(
+            bootstrap, prefix, args.jobs, settings.topic_partitions, workdir / "raw.log"
         )
+        async with baselines.redis_server(workdir) as redis_port:
+            print("BullMQ ...", flush=True)
+            bull = await baselines.bullmq(
+                redis_port, args.jobs, args.concurrency, workdir / "bullmq.log"
+            )
+            print("Celery ...", flush=True)
+            cel = await baselines.celery(
+                redis_port, args.jobs, args.celery_concurrency, workdir / "celery.log"
+            )
+    finally:
+        # The run's topics would otherwise stay on the broker and slow every metadata refresh.
+        await delete_topics(bootstrap, prefix)
 
     rows = [
         _compared(
@@ -121,7 +125,8 @@ async def run(args: argparse.Namespace) -> str:
         ),
         *(
             Row(
-                f"{name} ms, enqueue to completed at {args.rate}/s for {args.seconds:g} s",
+                f"{name} ms, enqueue to completed at {args.rate}/s for {args.seconds:g} s "
+                f"({mine.latency_jobs:,} jobs)",
                 f"{value:.1f}",
             )
             for name, value in mine.latency_ms.items()

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 import faust
@@ -52,7 +51,7 @@ class FaustPublisher:
         sent = asyncio.ensure_future(
             await app.producer.send(topic, key, value, partition, None, headers)
         )
-        sent.add_done_callback(functools.partial(_log_failure, topic))
+        sent.add_done_callback(partial(_log_failure, topic))
 
 
 def _log_failure(topic: str, sent: asyncio.Future[Any]) -> None:
