@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import baselines, ours
-from bench.support import REPO, delete_topics, free_port
+from bench.support import REPO, free_port
+from pipeline.admin import delete_topics
 from pipeline.settings import Settings
 
 MIB = 1024 * 1024

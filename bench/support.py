@@ -13,8 +13,6 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
-from aiokafka.admin import AIOKafkaAdminClient
-
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 
@@ -77,15 +75,3 @@ def percentile(values: Sequence[float], pct: float) -> float:
         return float(values[0])
     cuts = statistics.quantiles(values, n=1000, method="inclusive")
     return cuts[min(int(pct * 10) - 1, len(cuts) - 1)]
-
-
-async def delete_topics(bootstrap: str, marker: str) -> None:
-    """Delete every topic whose name holds ``marker`` (a run's topics and Faust's changelogs)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        names = [name for name in await admin.list_topics() if marker in name]
-        if names:
-            await admin.delete_topics(names)
-    finally:
-        await admin.close()

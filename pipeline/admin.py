@@ -1,4 +1,5 @@
-"""Creating the project's topics from outside a worker (producers, command line)."""
+"""Creating and deleting the project's topics from outside a worker (producers, command line,
+tests, benchmarks)."""
 
 from __future__ import annotations
 
@@ -36,5 +37,18 @@ async def ensure_topics(settings: Settings, specs: Iterable[TopicSpec]) -> None:
                 # Already there means another process won the race: what we wanted.
                 if code and for_code(code) is not TopicAlreadyExistsError:
                     raise for_code(code)(f"could not create topic {name}")
+    finally:
+        await admin.close()
+
+
+async def delete_topics(bootstrap_servers: str, marker: str) -> None:
+    """Delete every topic whose name holds ``marker``: a test's or a benchmark run's topics,
+    Faust's changelogs included."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        names = [name for name in await admin.list_topics() if marker in name]
+        if names:
+            await admin.delete_topics(names)
     finally:
         await admin.close()

@@ -12,7 +12,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from pipeline.admin import ensure_topics
+from pipeline.admin import delete_topics, ensure_topics
 from pipeline.settings import Settings
 from pipeline.topics import ALL_TOPICS, JOB_EVENTS
 from tests.brokers import Broker, BrokerUnavailable, provide_broker
@@ -55,14 +55,7 @@ async def topic_prefix(test_id: str, kafka_bootstrap: str) -> AsyncIterator[str]
     client's metadata refresh, and the benchmarks share the broker."""
     prefix = f"t-{test_id}-"
     yield prefix
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        mine = [name for name in await admin.list_topics() if prefix in name]
-        if mine:
-            await admin.delete_topics(mine)
-    finally:
-        await admin.close()
+    await delete_topics(kafka_bootstrap, prefix)
 
 
 @pytest.fixture
