@@ -21,7 +21,7 @@ venv: $(INSTALLED)
 run: up worker
 
 worker: venv
-	$(BIN)/faust -A pipeline worker --loglevel info
+	$(BIN)/faust -L uvloop -A pipeline worker --loglevel info
 
 ## The local stack alone: Kafka on 127.0.0.1:9092, development SMTP (:1025) and S3 (:9000).
 up: venv

@@ -154,7 +154,8 @@ async def run(args: argparse.Namespace) -> str:
         "",
         "Targets: " + "; ".join(f"{name}: {'met' if ok else 'MISSED'}" for name, ok in targets),
         "",
-        f"Settings: pipeline {settings.topic_partitions} partitions, one worker (log level warn), "
+        f"Settings: pipeline {settings.topic_partitions} partitions, one worker (uvloop, log level "
+        "warn), "
         f"concurrency {args.concurrency} (noop and email, no email rate limit), acks=all, linger "
         f"{settings.kafka_producer_linger_ms} ms, add_bulk batches of {ours.BATCH}, "
         "Faust's commit every 2.8 s; raw aiokafka: "

@@ -194,7 +194,7 @@ async def _latency(
 @contextlib.asynccontextmanager
 async def _worker(env: dict[str, str], log: Path) -> AsyncIterator[asyncio.subprocess.Process]:
     faust = str(VENV_BIN / "faust")
-    argv = (faust, "-A", "pipeline", "worker", "--loglevel", "warn")
+    argv = (faust, "-L", "uvloop", "-A", "pipeline", "worker", "--loglevel", "warn")
     async with child(*argv, env=env, log=log) as process:
         yield process
 
