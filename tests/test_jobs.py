@@ -110,3 +110,42 @@ def test_latency_figures_count_each_job_in_its_bucket() -> None:
         "sum_ms": 2_000_084,
         "buckets": {"0.01": 1, "0.05": 2, "+Inf": 1},
     }
+
+
+def test_per_partition_figures_add_up_across_partitions() -> None:
+    import operator
+
+    from pipeline.monitoring import across_partitions, add_latency, in_partition, merge_latency
+
+    counts = {
+        in_partition(0, "email/otp/added"): 2,
+        in_partition(3, "email/otp/added"): 1,
+        in_partition(3, "email/a:b/completed"): 1,  # a job name may hold ":"
+    }
+    assert across_partitions(counts, operator.add) == {
+        "email/otp/added": 3,
+        "email/a:b/completed": 1,
+    }
+    latency = {
+        in_partition(1, "email/otp"): add_latency(None, 4),
+        in_partition(2, "email/otp"): add_latency(add_latency(None, 40), 2_000_000),
+    }
+    assert across_partitions(latency, merge_latency) == {
+        "email/otp": {"count": 3, "sum_ms": 2_000_044, "buckets": {"0.01": 1, "0.05": 1, "+Inf": 1}}
+    }
+
+
+def test_only_finished_jobs_past_the_retention_expire() -> None:
+    from pipeline.retention import expired, sweep_interval_s
+
+    states = [
+        ("old-done", {"state": "completed", "updated_ms": 100}),
+        ("old-dead", {"state": "dead_lettered", "updated_ms": 100}),
+        ("old-active", {"state": "active", "updated_ms": 100}),  # may still be running
+        ("old-retrying", {"state": "retrying", "updated_ms": 100}),
+        ("new-done", {"state": "completed", "updated_ms": 5_000}),
+        ("empty", None),
+    ]
+    assert expired(states, before_ms=1_000) == ["old-done", "old-dead"]
+    assert sweep_interval_s(7 * 24 * 3600) == 600.0
+    assert sweep_interval_s(4) == 1.0
