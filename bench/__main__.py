@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import baselines, ours
-from bench.support import REPO, free_port
+from bench.support import REPO
 from pipeline.admin import delete_topics
 from pipeline.settings import Settings
 
@@ -65,8 +65,6 @@ async def run(args: argparse.Namespace) -> str:
     env = {
         "PIPELINE_TOPIC_PREFIX": prefix,
         "PIPELINE_APP_ID": f"pipeline-bench-{stamp}",
-        "PIPELINE_DATA_DIR": str(workdir / "worker-data"),
-        "PIPELINE_WEB_PORT": str(free_port()),
         "PIPELINE_BENCH_QUEUE_ENABLED": "true",
         "PIPELINE_BENCH_CONCURRENCY": str(args.concurrency),
         "PIPELINE_EMAIL_CONCURRENCY": str(args.concurrency),
@@ -88,6 +86,7 @@ async def run(args: argparse.Namespace) -> str:
             rate=args.rate,
             seconds=args.seconds,
             workdir=workdir,
+            workers=args.workers,
         )
         print("raw aiokafka loop ...", flush=True)
         raw = await baselines.raw_aiokafka(
@@ -132,7 +131,10 @@ async def run(args: argparse.Namespace) -> str:
             )
             for name, value in mine.latency_ms.items()
         ),
-        Row("worker peak RSS, MiB (noop, email, latency)", f"{mine.peak_rss_bytes / MIB:.0f}"),
+        Row(
+            "worker peak RSS, MiB (noop, email, latency; the largest worker)",
+            f"{mine.peak_rss_bytes / MIB:.0f}",
+        ),
     ]
     targets = [
         ("noop rate >= 1.0x BullMQ", mine.noop_per_s >= bull.process_per_s),
@@ -154,8 +156,8 @@ async def run(args: argparse.Namespace) -> str:
         "",
         "Targets: " + "; ".join(f"{name}: {'met' if ok else 'MISSED'}" for name, ok in targets),
         "",
-        f"Settings: pipeline {settings.topic_partitions} partitions, one worker (uvloop, log level "
-        "warn), "
+        f"Settings: pipeline {settings.topic_partitions} partitions, {args.workers} worker "
+        "process(es) (uvloop, log level warn), "
         f"concurrency {args.concurrency} (noop and email, no email rate limit), acks=all, linger "
         f"{settings.kafka_producer_linger_ms} ms, add_bulk batches of {ours.BATCH}, "
         "Faust's commit every 2.8 s; raw aiokafka: "
@@ -174,6 +176,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=500, help="jobs/s of the latency run")
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the latency run")
     parser.add_argument("--concurrency", type=int, default=8, help="ours and BullMQ's")
+    parser.add_argument("--workers", type=int, default=1, help="our worker processes")
     parser.add_argument(
         "--celery-concurrency", type=int, default=os.cpu_count() or 2, help="prefork processes"
     )

@@ -53,7 +53,7 @@ class Completions:
         self._changed = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
-        self.worker: asyncio.subprocess.Process | None = None  # fail early if it exits
+        self.workers: list[asyncio.subprocess.Process] = []  # fail early if one exits
 
     async def start(self) -> None:
         """Start reading from the current end of every partition."""
@@ -90,8 +90,9 @@ class Completions:
         wanted = set(ids)
         deadline = time.monotonic() + timeout_s
         while not wanted <= self.done.keys():
-            if self.worker is not None and self.worker.returncode is not None:
-                raise RuntimeError(f"the worker exited ({self.worker.returncode}): see its log")
+            for worker in self.workers:
+                if worker.returncode is not None:
+                    raise RuntimeError(f"a worker exited ({worker.returncode}): see its log")
             if time.monotonic() > deadline:
                 missing = len(wanted - self.done.keys())
                 raise TimeoutError(f"{missing} of {len(wanted)} jobs did not complete")
@@ -192,11 +193,23 @@ async def _latency(
 
 
 @contextlib.asynccontextmanager
-async def _worker(env: dict[str, str], log: Path) -> AsyncIterator[asyncio.subprocess.Process]:
+async def _workers(
+    count: int, env: dict[str, str], workdir: Path
+) -> AsyncIterator[list[asyncio.subprocess.Process]]:
+    """``count`` worker processes in one consumer group, each with its own web port and state."""
     faust = str(VENV_BIN / "faust")
     argv = (faust, "-L", "uvloop", "-A", "pipeline", "worker", "--loglevel", "warn")
-    async with child(*argv, env=env, log=log) as process:
-        yield process
+    async with contextlib.AsyncExitStack() as stack:
+        started = []
+        for index in range(count):
+            own = {
+                **env,
+                "PIPELINE_WEB_PORT": str(free_port()),
+                "PIPELINE_DATA_DIR": str(workdir / f"worker-{index}-data"),
+            }
+            log = workdir / f"worker-{index}.log"
+            started.append(await stack.enter_async_context(child(*argv, env=own, log=log)))
+        yield started
 
 
 async def measure(
@@ -208,21 +221,23 @@ async def measure(
     rate: int,
     seconds: float,
     workdir: Path,
+    workers: int = 1,
 ) -> OurFigures:
-    """Start a worker (and an SMTP sink that discards), run the three loads, and stop them."""
+    """Start ``workers`` workers (and an SMTP sink that discards), run the three loads, and stop
+    them."""
     smtp_port = free_port()
     sink = (str(VENV_BIN / "python"), "-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Sink")
     env = {**env, "PIPELINE_SMTP_HOST": "127.0.0.1", "PIPELINE_SMTP_PORT": str(smtp_port)}
     completions = Completions(settings)
     async with (
         child(*sink, "-l", f"127.0.0.1:{smtp_port}", log=workdir / "smtp.log"),
-        _worker(env, workdir / "worker.log") as worker,
+        _workers(workers, env, workdir) as processes,
         BenchQueue.connect(settings) as bench,
         EmailQueue.connect(settings) as email,
     ):
         await wait_port(smtp_port)
         await completions.start()
-        completions.worker = worker
+        completions.workers = processes
         try:
             # One job of each kind first: the worker has joined and warmed up once they are done.
             warm = [*await bench.add_bulk([NewJob(JobName.NOOP, NoopJob())])]
@@ -240,7 +255,7 @@ async def measure(
             _, email_per_s = await _throughput(email, completions, otps)
             await idle()
             latency, latency_jobs = await _latency(bench, completions, rate, seconds)
-            peak = peak_rss_bytes(worker.pid)
+            peak = max(peak_rss_bytes(process.pid) for process in processes)
         finally:
             await completions.stop()
     return OurFigures(enqueue_per_s, noop_per_s, email_per_s, latency, latency_jobs, peak)
