@@ -151,6 +151,7 @@ class Queue:
             if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
                 sent.append(await self._producer.send_batch(builder, topic, partition=partition))
                 builder = builders[topic, partition] = self._producer.create_batch()
+                # An empty batch takes any one record, however large.
                 builder.append(key=key, value=value, timestamp=None, headers=headers)
         for (topic, partition), builder in builders.items():
             sent.append(await self._producer.send_batch(builder, topic, partition=partition))
