@@ -23,7 +23,8 @@ class IncomingRecord:
 
 
 class Publisher(Protocol):
-    """Sends one record and returns once the broker has it."""
+    """Sends one record (whether it waits for the broker's ack is the publisher's choice: see
+    ``pipeline.agents.runtime.FaustPublisher``)."""
 
     async def publish(
         self,

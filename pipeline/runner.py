@@ -116,7 +116,8 @@ class JobRunner:
         except PermanentJobError as exc:
             return await self._dead_letter(record, envelope, envelope.max_attempts or 1, exc, [])
         max_attempts = envelope.max_attempts or job_type.retry.attempts
-        if not self._should_run(envelope, record):
+        state = self._states.get(envelope.job_id)
+        if envelope.job_id in self._in_flight or not self._should_run(envelope, record, state):
             logger.info(
                 "job %s (%s, attempt %d) skipped: it already ran or moved on",
                 envelope.job_id,
@@ -124,7 +125,11 @@ class JobRunner:
                 envelope.attempt,
             )
             return EventType.SKIPPED
-        if self._was_interrupted(envelope):
+        if (
+            state is not None
+            and state["state"] == "active"
+            and int(state.get("redrive", 0)) == envelope.redrive
+        ):
             # Its worker died, or lost the partition, mid-job (BullMQ's "stalled"): the same
             # attempt runs again here.
             logger.warning(
@@ -140,10 +145,10 @@ class JobRunner:
         finally:
             self._in_flight.discard(envelope.job_id)
 
-    def _should_run(self, envelope: JobEnvelope, record: IncomingRecord) -> bool:
-        if envelope.job_id in self._in_flight:
-            return False
-        state = self._states.get(envelope.job_id)
+    @staticmethod
+    def _should_run(
+        envelope: JobEnvelope, record: IncomingRecord, state: dict[str, Any] | None
+    ) -> bool:
         if state is None:
             return True
         generation = int(state.get("redrive", 0))
@@ -156,14 +161,6 @@ class JobRunner:
         if state["state"] == "retrying":
             return envelope.attempt > int(state["attempt"])
         return False  # completed or dead-lettered
-
-    def _was_interrupted(self, envelope: JobEnvelope) -> bool:
-        state = self._states.get(envelope.job_id)
-        return (
-            state is not None
-            and state["state"] == "active"
-            and int(state.get("redrive", 0)) == envelope.redrive
-        )
 
     def _set_state(self, envelope: JobEnvelope, state: str, record: IncomingRecord) -> None:
         self._states.set(

@@ -86,6 +86,10 @@ class SmtpSink:
             self.received.append(Received(tuple(envelope.rcpt_tos), message))
         return "250 OK"
 
+    def worker_env(self, **extra: str) -> dict[str, str]:
+        """A worker's environment that sends its mail here, plus ``extra``."""
+        return {"PIPELINE_SMTP_HOST": "127.0.0.1", "PIPELINE_SMTP_PORT": str(self.port), **extra}
+
     def start(self) -> None:
         """Listen on ``port`` (again)."""
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port)

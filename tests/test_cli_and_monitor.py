@@ -53,9 +53,7 @@ async def test_enqueue_and_events_commands_and_the_monitor(
     kafka_bootstrap: str,
     app_id: str,
 ) -> None:
-    worker = await start_worker(
-        PIPELINE_SMTP_HOST="127.0.0.1", PIPELINE_SMTP_PORT=str(smtp_sink.port)
-    )
+    worker = await start_worker(**smtp_sink.worker_env())
     data = {"email": "cli@example.com", "customer_name": "Cli", "otp": "660066"}
     code, out, err = await faust_cli(
         pipeline_settings, "enqueue", "email", "otp-email-verification", "--data", json.dumps(data)
@@ -144,7 +142,7 @@ async def test_two_workers_answer_for_each_other(
     event_log: EventLog,
     pipeline_settings: Settings,
 ) -> None:
-    env = {"PIPELINE_SMTP_HOST": "127.0.0.1", "PIPELINE_SMTP_PORT": str(smtp_sink.port)}
+    env = smtp_sink.worker_env()
     first = await start_worker(**env)
     second = await start_worker(**env)
     await second.wait_for_log(r"generation 2|Joined group .* \(generation [2-9]\)", 60)

@@ -25,13 +25,11 @@ def firings(log: EventLog, kind: EventType) -> list[JobEvent]:
 async def test_a_crontab_fires_once_per_tick_on_the_leader_and_moves_on_when_it_dies(
     start_worker: StartWorker, smtp_sink: SmtpSink, event_log: EventLog
 ) -> None:
-    env = {
-        "PIPELINE_CRON_DAILY_DIGEST_SCHEDULE": "* * * * * */2",  # every 2 s (seconds field)
-        "PIPELINE_CRON_DAILY_DIGEST_RECIPIENTS": "tests.cron_recipients:three",
-        "PIPELINE_SMTP_HOST": "127.0.0.1",
-        "PIPELINE_SMTP_PORT": str(smtp_sink.port),
-        "PYTHONPATH": str(REPO),
-    }
+    env = smtp_sink.worker_env(
+        PIPELINE_CRON_DAILY_DIGEST_SCHEDULE="* * * * * */2",  # every 2 s (seconds field)
+        PIPELINE_CRON_DAILY_DIGEST_RECIPIENTS="tests.cron_recipients:three",
+        PYTHONPATH=str(REPO),
+    )
     workers = [await start_worker(**env), await start_worker(**env)]
 
     async def some_firings() -> list[JobEvent] | None:

@@ -48,9 +48,7 @@ async def test_the_dashboard_shows_queues_and_redrives_a_dead_letter(
 ) -> None:
     from playwright.async_api import async_playwright
 
-    worker = await start_worker(
-        PIPELINE_SMTP_HOST="127.0.0.1", PIPELINE_SMTP_PORT=str(smtp_sink.port)
-    )
+    worker = await start_worker(**smtp_sink.worker_env())
     smtp_sink.refuse.add("gone@example.com")
     async with EmailQueue.connect(pipeline_settings) as queue:
         fine = await queue.add_otp_email_job(

@@ -24,10 +24,6 @@ StartWorker = Callable[..., Awaitable[WorkerProcess]]
 OTP = JobName.OTP_EMAIL_VERIFICATION
 
 
-def smtp_env(sink: SmtpSink, **extra: str) -> dict[str, str]:
-    return {"PIPELINE_SMTP_HOST": "127.0.0.1", "PIPELINE_SMTP_PORT": str(sink.port), **extra}
-
-
 def otp_job(index: int, prefix: str = "user") -> OtpEmailJob:
     return OtpEmailJob(
         email=f"{prefix}{index}@example.com",
@@ -43,7 +39,7 @@ async def test_otp_jobs_become_emails_and_completed_records(
     pipeline_settings: Settings,
     kafka_bootstrap: str,
 ) -> None:
-    worker = await start_worker(**smtp_env(smtp_sink))
+    worker = await start_worker(**smtp_sink.worker_env())
     jobs = [otp_job(i) for i in range(24)]
     async with EmailQueue.connect(pipeline_settings) as queue:
         ids = [await queue.add_otp_email_job(job) for job in jobs[:12]]
@@ -80,7 +76,7 @@ async def test_smtp_outage_retries_then_delivers_while_other_jobs_complete(
     event_log: EventLog,
     pipeline_settings: Settings,
 ) -> None:
-    await start_worker(**smtp_env(smtp_sink))
+    await start_worker(**smtp_sink.worker_env())
     smtp_sink.stop()
     async with EmailQueue.connect(pipeline_settings) as queue:
         during_outage = [await queue.add_otp_email_job(otp_job(i, "outage")) for i in range(3)]
@@ -117,7 +113,7 @@ async def test_refused_and_exhausted_jobs_are_dead_lettered_with_reasons(
     pipeline_settings: Settings,
     kafka_bootstrap: str,
 ) -> None:
-    await start_worker(**smtp_env(smtp_sink))
+    await start_worker(**smtp_sink.worker_env())
     smtp_sink.refuse.add("gone@example.com")
     smtp_sink.defer["never@example.com"] = 1000
     async with EmailQueue.connect(pipeline_settings) as queue:
@@ -160,7 +156,7 @@ async def test_bad_input_is_dead_lettered_and_the_worker_keeps_going(
     producer: AIOKafkaProducer,
     kafka_bootstrap: str,
 ) -> None:
-    worker = await start_worker(**smtp_env(smtp_sink, PIPELINE_MAX_JOB_BYTES="2000"))
+    worker = await start_worker(**smtp_sink.worker_env(PIPELINE_MAX_JOB_BYTES="2000"))
     topic = f"{pipeline_settings.topic_prefix}email"
     bad = {
         "not-json": (OTP.encode(), b"\xff\xfe not json"),
@@ -199,7 +195,7 @@ async def test_a_killed_worker_resumes_without_sending_twice(
     event_log: EventLog,
     pipeline_settings: Settings,
 ) -> None:
-    env = smtp_env(smtp_sink, PIPELINE_EMAIL_CONCURRENCY="1")
+    env = smtp_sink.worker_env(PIPELINE_EMAIL_CONCURRENCY="1")
     smtp_sink.hold_s = 0.1
     first = await start_worker(**env)
     jobs = [otp_job(i, "kill") for i in range(30)]
@@ -234,7 +230,7 @@ async def test_a_job_id_given_twice_runs_once_and_delay_s_holds_a_job_back(
     event_log: EventLog,
     pipeline_settings: Settings,
 ) -> None:
-    worker = await start_worker(**smtp_env(smtp_sink))
+    worker = await start_worker(**smtp_sink.worker_env())
     job = OtpEmailJob(email="once@example.com", customer_name="Once", otp="808080")
     # Two separate producers, so the second add reaches the worker (one producer alone would
     # not even send it).
@@ -263,7 +259,7 @@ async def test_a_hung_job_is_recorded_as_stalled_and_retried(
     event_log: EventLog,
     pipeline_settings: Settings,
 ) -> None:
-    await start_worker(**smtp_env(smtp_sink, PIPELINE_EMAIL_JOB_TIMEOUT_S="1"))
+    await start_worker(**smtp_sink.worker_env(PIPELINE_EMAIL_JOB_TIMEOUT_S="1"))
     smtp_sink.hold_s = 30  # the server takes the message and never answers
     async with EmailQueue.connect(pipeline_settings) as queue:
         job_id = await queue.add_otp_email_job(otp_job(1, "hung"))
@@ -286,7 +282,7 @@ async def test_a_dead_letter_is_listed_and_redriven_over_http(
     event_log: EventLog,
     pipeline_settings: Settings,
 ) -> None:
-    worker = await start_worker(**smtp_env(smtp_sink))
+    worker = await start_worker(**smtp_sink.worker_env())
     smtp_sink.refuse.add("later@example.com")
     async with EmailQueue.connect(pipeline_settings) as queue:
         job_id = await queue.add_otp_email_job(
@@ -329,25 +325,21 @@ async def test_a_finished_job_is_forgotten_after_the_retention(
     app_id: str,
     kafka_bootstrap: str,
 ) -> None:
-    worker = await start_worker(**smtp_env(smtp_sink, PIPELINE_JOB_RETENTION_S="4"))
+    worker = await start_worker(**smtp_sink.worker_env(PIPELINE_JOB_RETENTION_S="4"))
     async with EmailQueue.connect(pipeline_settings) as queue:
         job_id = await queue.add_otp_email_job(otp_job(1, "retained"))
     await event_log.wait_for([job_id], EventType.COMPLETED)
     url = f"http://127.0.0.1:{worker.env['PIPELINE_WEB_PORT']}/jobs/{job_id}/"
     async with aiohttp.ClientSession() as http:
 
-        async def status() -> int:
+        async def status_is(code: int) -> bool:
             async with http.get(url) as response:
-                return response.status
+                return response.status == code
 
-        await eventually(lambda: _equal(status(), 200), what="the job's status")
-        await eventually(lambda: _equal(status(), 404), timeout_s=30, what="the job forgotten")
+        await eventually(lambda: status_is(200), what="the job's status")
+        await eventually(lambda: status_is(404), timeout_s=30, what="the job forgotten")
     await worker.wait_for_log(r"forgot 1 finished jobs in email-job-state")
     # Tombstones, so compaction drops both states from the changelogs for good.
     for table in ("email-job-state", "job-status"):
         records = await read_topic(kafka_bootstrap, f"{app_id}-{table}-changelog")
         assert any(r.value is None and job_id.encode() in r.key for r in records), table
-
-
-async def _equal(value: Awaitable[int], expected: int) -> bool:
-    return await value == expected
