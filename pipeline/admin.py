@@ -3,33 +3,85 @@ tests, benchmarks)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
 
+from aiokafka import AIOKafkaClient
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from pipeline.settings import Settings
 from pipeline.topics import TopicSpec
 
+logger = logging.getLogger(__name__)
 
-async def ensure_topics(settings: Settings, specs: Iterable[TopicSpec]) -> None:
-    """Create each topic that does not exist yet with its declared partitions.
+
+async def kafka_answers(bootstrap_servers: str) -> bool:
+    """Whether one metadata round trip to ``bootstrap_servers`` lists a broker."""
+    client = AIOKafkaClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=3000)
+    try:
+        await client.bootstrap()
+        return bool(client.cluster.brokers())
+    except (KafkaError, OSError):
+        return False
+    finally:
+        await client.close()
+
+
+async def wait_for_kafka(settings: Settings, max_pause_s: float = 30.0) -> None:
+    """Return once Kafka answers; until then try again with a growing pause, one line each."""
+    pause_s, tries = 1.0, 0
+    while True:
+        # aiokafka's own connection errors are summarised by pipeline.logs.FloodFilter.
+        answered = await kafka_answers(settings.kafka_bootstrap_servers)
+        tries += 1
+        if answered:
+            if tries > 1:
+                logger.warning("Kafka at %s answers now", settings.kafka_bootstrap_servers)
+            return
+        logger.warning(
+            "Kafka at %s does not answer (try %d); trying again in %.0f s",
+            settings.kafka_bootstrap_servers,
+            tries,
+            pause_s,
+        )
+        await asyncio.sleep(pause_s)
+        pause_s = min(pause_s * 2, max_pause_s)
+
+
+async def ensure_topics(
+    settings: Settings,
+    specs: Iterable[TopicSpec],
+    compacted: Mapping[str, int] | None = None,
+) -> None:
+    """Create each topic that does not exist yet with its declared partitions, and each of the
+    ``compacted`` topics (name -> partitions: tables' changelogs) with log compaction.
 
     A producer that ran before any worker would otherwise get the broker's auto-created topic
-    and its default partition count.
+    and its default partition count; a worker that subscribed to a changelog before Faust
+    created it would skip it ("Ignoring missing topic") or find it with 0 partitions.
     """
+    wanted: dict[str, tuple[int, dict[str, str]]] = {
+        spec.name(settings): (spec.partition_count(settings), {}) for spec in specs
+    }
+    wanted.update(
+        (name, (partitions, {"cleanup.policy": "compact"}))
+        for name, partitions in (compacted or {}).items()
+    )
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [
             NewTopic(
-                name=spec.name(settings),
-                num_partitions=spec.partition_count(settings),
+                name=name,
+                num_partitions=partitions,
                 replication_factor=settings.topic_replication_factor,
+                topic_configs=config,
             )
-            for spec in specs
-            if spec.name(settings) not in existing
+            for name, (partitions, config) in wanted.items()
+            if name not in existing
         ]
         if missing:
             response = await admin.create_topics(missing)

@@ -22,13 +22,20 @@ class PipelineApp(faust.App):
         return Transport(self.conf.broker_consumer, self)
 
     async def on_first_start(self) -> None:
-        """Create missing topics first: a consumer that subscribes to a topic that does not
-        exist yet is given no partitions of it until its next metadata refresh (minutes)."""
+        """Wait for Kafka (a worker may start before it), then create missing topics: a
+        consumer that subscribes to a topic that does not exist yet is given no partitions of
+        it until its next metadata refresh (minutes). Changelogs too, before Faust's recovery
+        looks for them."""
         # Imported here: topics.py declares Faust topics on this very app.
-        from pipeline.admin import ensure_topics
+        from pipeline.admin import ensure_topics, wait_for_kafka
         from pipeline.topics import ALL_TOPICS
 
-        await ensure_topics(self.pipeline_settings, ALL_TOPICS)
+        await wait_for_kafka(self.pipeline_settings)
+        changelogs = {
+            table.changelog_topic.get_topic_name(): table.partitions
+            for table in self.tables.values()
+        }
+        await ensure_topics(self.pipeline_settings, ALL_TOPICS, changelogs)
         await super().on_first_start()
 
 
@@ -53,6 +60,8 @@ def create_app(settings: Settings) -> PipelineApp:
         broker_session_timeout=settings.kafka_session_timeout_s,
         broker_heartbeat_interval=settings.kafka_session_timeout_s / 3,
         web_host=settings.web_host,
+        # Without it Faust listens on every interface, whatever web_host says.
+        web_bind=settings.web_host,
         web_port=settings.web_port,
         web_in_thread=False,
         loghandlers=[],

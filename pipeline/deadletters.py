@@ -8,12 +8,15 @@ until it is dead-lettered again.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
 from pipeline.envelope import REDRIVE, JobEnvelope, partition_for
+from pipeline.errors import UnknownJobError
 from pipeline.events import EventType, JobEvent, encode_event, now_ms
+from pipeline.handlers import registry
 from pipeline.records import Publisher
 from pipeline.schemas.jobs import QueueName
 from pipeline.settings import Settings
@@ -66,6 +69,13 @@ async def latest_dead_letters(settings: Settings, queue: QueueName) -> dict[str,
     return latest
 
 
+def _number(headers: dict[str, bytes], name: str) -> int:
+    """A count header as written by the runner; 0 when absent or unreadable (a dead letter may
+    carry a hostile producer's headers as they came)."""
+    value = _text(headers, name) or ""
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 16 else 0
+
+
 def describe(record: Any) -> dict[str, Any]:
     """A dead letter as the API shows it (the job's data, which may hold secrets, is left out)."""
     headers = dict(record.headers)
@@ -74,9 +84,10 @@ def describe(record: Any) -> dict[str, Any]:
         "job_name": (record.key or b"").decode("utf-8", errors="replace"),
         "reason": _text(headers, "dlq-reason"),
         "error_class": _text(headers, "dlq-error-class"),
-        "attempts": int(_text(headers, "dlq-attempts") or 0),
-        "failed_at_ms": int(_text(headers, "dlq-failed-at") or 0),
-        "redrive": int(_text(headers, REDRIVE) or 0),
+        "attempts": _number(headers, "dlq-attempts"),
+        "max_attempts": _number(headers, "dlq-max-attempts") or None,
+        "failed_at_ms": _number(headers, "dlq-failed-at"),
+        "redrive": _number(headers, REDRIVE),
     }
 
 
@@ -88,12 +99,20 @@ async def redrive(
     if record is None:
         return None
     headers = dict(record.headers)
+    # The job keeps the attempts it was given (dead letters from before dlq-max-attempts existed
+    # fall back to what its own header said, then to the job type's default).
+    job_name = (record.key or b"").decode("utf-8", errors="replace")
+    max_attempts = _number(headers, "dlq-max-attempts") or _number(headers, "max-attempts")
+    if not max_attempts:
+        with contextlib.suppress(UnknownJobError):
+            max_attempts = registry.get(job_name, queue).retry.attempts
     envelope = JobEnvelope(
         job_id=job_id,
-        job_name=(record.key or b"").decode("utf-8", errors="replace"),
+        job_name=job_name,
         attempt=1,
         enqueued_at_ms=now_ms(),
-        redrive=int(_text(headers, REDRIVE) or 0) + 1,
+        max_attempts=max_attempts or None,
+        redrive=_number(headers, REDRIVE) + 1,
     )
     # The added record first, so no worker records the job active ahead of it.
     event = JobEvent(
@@ -102,7 +121,7 @@ async def redrive(
         job_name=envelope.job_name,
         type=EventType.ADDED,
         attempt=1,
-        max_attempts=int(_text(headers, "max-attempts") or 0) or 1,
+        max_attempts=max_attempts or 1,
         result={"redrive": str(envelope.redrive)},
     )
     await publisher.publish(

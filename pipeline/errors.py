@@ -7,9 +7,13 @@ Every error says whether trying the same job again later may succeed (``retriabl
     └── JobError                  a job could not be done
         ├── PermanentJobError     retrying cannot help (not retriable)
         │   ├── UnknownJobError   no handler is registered for the job name
+        │   ├── InternalError     the worker's own code failed on this record (a bug)
         │   └── InvalidJobData    bad JSON, failed validation, over the size limit
+        │       └── InvalidEnvelope  a header no producer of ours writes (bad text, range)
         └── TransientJobError     a dependency is down or slow: retry later (retriable)
-            └── JobStalled        the handler ran past its queue's job timeout
+            ├── JobStalled        the handler ran past its queue's job timeout
+            └── DependencyDown    a dependency cannot be reached at all: the queue pauses
+                                  (pipeline.breaker) and the job keeps its attempt
 
 Library errors are wrapped where they cross into our code (``raise X(...) from exc``), and
 messages never carry secrets: they are logged and put on ``job-events`` as they are.
@@ -52,8 +56,21 @@ class JobStalled(TransientJobError):
     """The handler ran past its queue's job timeout and was abandoned."""
 
 
+class DependencyDown(TransientJobError):
+    """A dependency cannot be reached at all (connection refused or timed out): an outage, not
+    a fault of the job, so it pauses the queue instead of spending the job's attempts."""
+
+
 class InvalidJobData(PermanentJobError):
     """The record is not a valid job: bad JSON, a failed validation, too large."""
+
+
+class InternalError(PermanentJobError):
+    """The worker's own code failed on a record: dead-lettered so the agent goes on."""
+
+
+class InvalidEnvelope(InvalidJobData):
+    """A job header that cannot be read: not UTF-8, not a number, out of range, repeated."""
 
 
 REDACTED = "[redacted]"

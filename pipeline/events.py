@@ -39,6 +39,10 @@ class EventType(StrEnum):
     DEAD_LETTERED = "dead_lettered"
     STALLED = "stalled"
     SKIPPED = "skipped"
+    # A queue's circuit breaker opened or closed (pipeline.breaker): job_id and job_name are
+    # empty, error_message gives the cause, duration_ms how long the queue was paused.
+    QUEUE_PAUSED = "queue_paused"
+    QUEUE_RESUMED = "queue_resumed"
 
 
 def now_ms() -> int:
@@ -104,7 +108,7 @@ class _Schemas:
 
 
 # Earlier versions of job_event.avsc: records they wrote are still on topics and must decode.
-PREVIOUS_SCHEMAS = ("job_event.v1.avsc",)
+PREVIOUS_SCHEMAS = ("job_event.v1.avsc", "job_event.v2.avsc")
 
 
 @cache

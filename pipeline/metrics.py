@@ -5,13 +5,17 @@
 - ``pipeline_job_latency_seconds{queue,job}``: enqueue-to-completed histogram, from the latency
   table.
 - ``pipeline_consumer_lag{topic,partition}``: records after the committed offset.
+- ``pipeline_queue_paused{queue}``: 1 while the queue's circuit breaker is open on this worker.
+- ``pipeline_done_window_ms{quantile}`` (0.5, 0.99, 1): time from a handler's return to its
+  outcome being durable, over this worker's last 10,000 jobs: the window in which a crash
+  repeats a job.
 
 Each key of a table lives on one worker, so summing the workers' series gives the whole.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -29,10 +33,14 @@ class WorkerMetrics(Collector):
         counts: Callable[[], Mapping[str, int]],
         latency: Callable[[], Mapping[str, dict[str, Any]]],
         lag: Callable[[], Iterable[tuple[str, int, int]]],
+        paused: Callable[[], Mapping[str, bool]] = dict,
+        done_window_ms: Callable[[], Sequence[float]] = list,
     ) -> None:
         self._counts = counts
         self._latency = latency
         self._lag = lag
+        self._paused = paused
+        self._done_window_ms = done_window_ms
         self.registry = CollectorRegistry()
         self.registry.register(self)
 
@@ -69,6 +77,27 @@ class WorkerMetrics(Collector):
         for topic, partition, behind in self._lag():
             lag.add_metric([topic, str(partition)], behind)
         yield lag
+
+        paused = GaugeMetricFamily(
+            "pipeline_queue_paused",
+            "1 while the queue's circuit breaker is open (its dependency is unreachable).",
+            labels=["queue"],
+        )
+        for queue, is_open in self._paused().items():
+            paused.add_metric([queue], int(is_open))
+        yield paused
+
+        window = sorted(self._done_window_ms())
+        done = GaugeMetricFamily(
+            "pipeline_done_window_ms",
+            "From a handler's return to its outcome being durable (the crash-duplicate window).",
+            labels=["quantile"],
+        )
+        for quantile in (0.5, 0.99, 1.0) if window else ():
+            done.add_metric(
+                [str(quantile)], window[min(int(quantile * len(window)), len(window) - 1)]
+            )
+        yield done
 
     def render(self) -> bytes:
         """The Prometheus text exposition."""

@@ -22,9 +22,21 @@ STATE_AFTER = {
 }
 
 
+def is_repeat(state: dict[str, Any] | None, event: JobEvent) -> bool:
+    """Whether ``event`` is a terminal record the job's state already holds: the runner writes
+    one again, with the same id, when a crash may have lost it."""
+    return state is not None and state.get("terminal_event_id") == event.event_id
+
+
 def apply_event(state: dict[str, Any] | None, event: JobEvent) -> dict[str, Any]:
     """The job's state after ``event`` (records may repeat: applying one twice changes nothing)."""
-    current = dict(state or {"job_id": event.job_id, "added_ms": None, "started_ms": None})
+    redrive = int(event.result.get("redrive", 0)) if event.type == EventType.ADDED else 0
+    if state is None or redrive > state.get("redrive", 0):
+        # A new job, or a redriven one, which starts afresh: no old attempts, errors or result.
+        state = {"job_id": event.job_id, "added_ms": None, "started_ms": None}
+        if redrive:
+            state["redrive"] = redrive
+    current = dict(state)
     current.update(
         queue=event.queue,
         job_name=event.job_name,
@@ -45,11 +57,13 @@ def apply_event(state: dict[str, Any] | None, event: JobEvent) -> dict[str, Any]
     elif event.type == EventType.COMPLETED:
         current["finished_ms"] = event.timestamp_ms
         current["result"] = dict(event.result)
+        current["terminal_event_id"] = event.event_id
     elif event.type in (EventType.FAILED, EventType.DEAD_LETTERED):
         current["last_error_class"] = event.error_class
         current["last_error"] = event.error_message
         if event.type == EventType.DEAD_LETTERED:
             current["finished_ms"] = event.timestamp_ms
+            current["terminal_event_id"] = event.event_id
     elif event.type == EventType.RETRYING:
         current["due_at_ms"] = event.due_at_ms
     return current

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -23,8 +23,7 @@ class IncomingRecord:
 
 
 class Publisher(Protocol):
-    """Sends one record (whether it waits for the broker's ack is the publisher's choice: see
-    ``pipeline.agents.runtime.FaustPublisher``)."""
+    """Sends records; while Kafka cannot be reached it waits for it rather than fail."""
 
     async def publish(
         self,
@@ -34,4 +33,18 @@ class Publisher(Protocol):
         value: bytes,
         headers: Headers,
         partition: int | None = None,
-    ) -> None: ...
+    ) -> None:
+        """Send one record and return once the broker has it (acks=all)."""
+        ...
+
+    async def publish_soon(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes,
+        headers: Headers,
+        partition: int | None = None,
+    ) -> Awaitable[object]:
+        """Hand one record to the producer; the awaitable resolves once the broker has it."""
+        ...

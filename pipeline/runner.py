@@ -18,19 +18,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 import traceback
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, Protocol
 
 from aiolimiter import AsyncLimiter
 from pydantic import ValidationError
 
+from pipeline.breaker import CircuitBreaker
 from pipeline.delays import delay_tier_for
-from pipeline.envelope import JobEnvelope
-from pipeline.errors import InvalidJobData, JobStalled, PermanentJobError, redact
+from pipeline.envelope import JOB_ID, JobEnvelope
+from pipeline.errors import (
+    DependencyDown,
+    InternalError,
+    InvalidEnvelope,
+    InvalidJobData,
+    JobStalled,
+    PermanentJobError,
+    redact,
+)
 from pipeline.events import EventType, JobEvent, encode_event, now_ms
 from pipeline.jobs import JobContext, JobRegistry, JobType
 from pipeline.records import IncomingRecord, Publisher
@@ -44,7 +56,11 @@ class StateStore(Protocol):
 
     def get(self, job_id: str) -> dict[str, Any] | None: ...
 
-    def set(self, job_id: str, state: dict[str, Any]) -> None: ...
+    def set(self, job_id: str, state: dict[str, Any], partition: int) -> Awaitable[object]:
+        """Record ``state`` in ``partition``; the awaitable resolves once the state is durable
+        (acked by every in-sync replica), where a worker that takes the partition over reads
+        it before it runs anything."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -65,6 +81,30 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "invalid job data: " + "; ".join(problems)
 
 
+TERMINAL_EVENTS = frozenset((EventType.COMPLETED, EventType.DEAD_LETTERED))
+TERMINAL = frozenset(kind.value for kind in TERMINAL_EVENTS)
+
+
+def terminal_event_id(envelope: JobEnvelope, kind: EventType) -> str:
+    """The event id of a job's terminal record: the same every time it is written."""
+    name = f"{envelope.job_id}\x00{envelope.redrive}\x00{envelope.attempt}\x00{kind.value}"
+    return hashlib.blake2b(name.encode(), digest_size=16).hexdigest()
+
+
+def _same_record(state: dict[str, Any], record: IncomingRecord) -> bool:
+    return bool(state["offset"] == record.offset and state["topic"] == record.topic)
+
+
+def record_id(record: IncomingRecord) -> str:
+    """A record's place, which names a job that carries no usable id of its own."""
+    return f"{record.topic}:{record.partition}:{record.offset}"
+
+
+def record_size(record: IncomingRecord) -> int:
+    """Bytes of a record's value and headers, as the broker counts them (roughly)."""
+    return len(record.value) + sum(len(k) + len(v) for k, v in record.headers)
+
+
 class JobRunner:
     """Runs the records of one queue."""
 
@@ -75,42 +115,76 @@ class JobRunner:
         topics: RunnerTopics,
         registry: JobRegistry,
         publisher: Publisher,
-        event_publisher: Publisher | None = None,
         states: StateStore,
         services: Any,
         worker_id: str,
         max_job_bytes: int,
         job_timeout_s: float,
         limiter: AsyncLimiter | None = None,
+        breaker_max_pause_s: float = 30.0,
     ) -> None:
         self.queue = queue
         self._topics = topics
         self._registry = registry
         self._publisher = publisher
-        # Lifecycle records may go out without waiting for each ack (see build_runner); the
-        # records that carry the job on (retries, dead letters) always wait.
-        self._event_publisher = event_publisher or publisher
         self._states = states
         self._services = services
         self._worker_id = worker_id
         self._max_job_bytes = max_job_bytes
         self._job_timeout_s = job_timeout_s
         self._limiter = limiter
+        self.breaker = CircuitBreaker(
+            max_pause_s=breaker_max_pause_s, on_change=self._breaker_changed
+        )
         self._in_flight: set[str] = set()
+        # Milliseconds from a handler's return to its outcome being durable: the window in which
+        # a crash makes the job run again. Read by /metrics and the chaos suite.
+        self.done_window_ms: deque[float] = deque(maxlen=10_000)
 
     async def process(self, record: IncomingRecord) -> EventType:
-        """Take one record to its next state; returns the last lifecycle type it reached."""
-        envelope = JobEnvelope.from_record(
-            record.key,
-            record.headers,
-            fallback_id=f"{record.topic}:{record.partition}:{record.offset}",
-            timestamp_ms=record.timestamp_ms,
-        )
+        """Take one record to its next state; returns the last lifecycle type it reached.
+
+        Never raises for anything a record holds: a record that trips an unforeseen error in
+        this code is dead-lettered with the error's class, so no record can stop the agent.
+        """
         try:
-            if len(record.value) > self._max_job_bytes:
+            return await self._process(record)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # Only the class and the frames: the exception's text may quote the record.
+            logger.error(
+                "record %s:%d:%d tripped an internal error (%s); dead-lettering it\n%s",
+                record.topic,
+                record.partition,
+                record.offset,
+                type(exc).__name__,
+                "".join(traceback.format_tb(exc.__traceback__)),
+            )
+            error = InternalError(f"the worker failed on this record ({type(exc).__name__})")
+            return await self._dead_letter(record, self._unreadable(record), 1, error, [])
+
+    @staticmethod
+    def _unreadable(record: IncomingRecord) -> JobEnvelope:
+        return JobEnvelope.unreadable(
+            record.key, fallback_id=record_id(record), timestamp_ms=record.timestamp_ms
+        )
+
+    async def _process(self, record: IncomingRecord) -> EventType:
+        try:
+            envelope = JobEnvelope.from_record(
+                record.key,
+                record.headers,
+                fallback_id=record_id(record),
+                timestamp_ms=record.timestamp_ms,
+            )
+        except InvalidEnvelope as exc:
+            return await self._dead_letter(record, self._unreadable(record), 1, exc, [])
+        try:
+            size = record_size(record)
+            if size > self._max_job_bytes:
                 raise InvalidJobData(
-                    f"job record is {len(record.value)} bytes, over the limit of "
-                    f"{self._max_job_bytes}"
+                    f"job record is {size} bytes, over the limit of {self._max_job_bytes}"
                 )
             job_type = self._registry.get(envelope.job_name, self.queue)
         except PermanentJobError as exc:
@@ -118,12 +192,19 @@ class JobRunner:
         max_attempts = envelope.max_attempts or job_type.retry.attempts
         state = self._states.get(envelope.job_id)
         if envelope.job_id in self._in_flight or not self._should_run(envelope, record, state):
+            redelivered = state is not None and _same_record(state, record)
             logger.info(
-                "job %s (%s, attempt %d) skipped: it already ran or moved on",
+                "job %s (%s, attempt %d) skipped: %s",
                 envelope.job_id,
                 envelope.job_name,
                 envelope.attempt,
+                "its record came again" if redelivered else "it already ran or moved on",
             )
+            if redelivered and state is not None and state["state"] in TERMINAL:
+                # The worker that finished it may have died before its terminal record was
+                # written: write it again, with the same event id, so every job that ran has one.
+                kind = EventType(state["state"])
+                await (await self._emit(envelope, kind, max_attempts, **state.get("outcome", {})))
             return EventType.SKIPPED
         if (
             state is not None
@@ -157,23 +238,40 @@ class JobRunner:
             return envelope.redrive > generation
         if state["state"] == "active":
             # The same record again means the worker died mid-job: run it again.
-            return bool(state["offset"] == record.offset and state["topic"] == record.topic)
+            return _same_record(state, record)
         if state["state"] == "retrying":
             return envelope.attempt > int(state["attempt"])
         return False  # completed or dead-lettered
 
-    def _set_state(self, envelope: JobEnvelope, state: str, record: IncomingRecord) -> None:
-        self._states.set(
-            envelope.job_id,
-            {
-                "state": state,
-                "attempt": envelope.attempt,
-                "topic": record.topic,
-                "offset": record.offset,
-                "redrive": envelope.redrive,
-                "updated_ms": now_ms(),
-            },
-        )
+    def _set_state(
+        self, envelope: JobEnvelope, state: str, record: IncomingRecord, **outcome: Any
+    ) -> Awaitable[object]:
+        value = {
+            "state": state,
+            "attempt": envelope.attempt,
+            "topic": record.topic,
+            "offset": record.offset,
+            "redrive": envelope.redrive,
+            "updated_ms": now_ms(),
+        }
+        if outcome:
+            value["outcome"] = outcome  # what the terminal record said, to write it again
+        return self._states.set(envelope.job_id, value, record.partition)
+
+    async def _finish(
+        self,
+        record: IncomingRecord,
+        envelope: JobEnvelope,
+        kind: EventType,
+        max_attempts: int,
+        **outcome: Any,
+    ) -> None:
+        """Record the job's terminal state and its terminal lifecycle record, and return once
+        both are durable: only then does the job count as done (and its offset get committed).
+        Concurrent jobs share the producer's batches, so this costs a round trip per batch."""
+        state_written = self._set_state(envelope, kind.value, record, **outcome)
+        event_written = await self._emit(envelope, kind, max_attempts, **outcome)
+        await asyncio.gather(state_written, event_written)
 
     async def _run(
         self,
@@ -188,52 +286,38 @@ class JobRunner:
             error = InvalidJobData(describe_validation_error(exc))
             return await self._dead_letter(record, envelope, max_attempts, error, [])
         secrets = job.secret_values()
-        async with self._limiter or contextlib.nullcontext():
-            self._set_state(envelope, "active", record)
-            await self._emit(envelope, EventType.ACTIVE, max_attempts)
-            context = JobContext(
-                job_id=envelope.job_id,
-                attempt=envelope.attempt,
-                max_attempts=max_attempts,
-                services=self._services,
-                report_progress=lambda percent, done=None, total=None: self._emit(
-                    envelope,
-                    EventType.PROGRESS,
-                    max_attempts,
-                    progress_percent=percent,
-                    progress_bytes_done=done,
-                    progress_bytes_total=total,
-                ),
-            )
-            started = time.monotonic()
-            try:
-                try:
-                    async with asyncio.timeout(self._job_timeout_s):
-                        result = await job_type.handler(job, context)
-                except TimeoutError as exc:
-                    # A hung handler: recorded as stalled, then retried like any other failure.
-                    await self._emit(envelope, EventType.STALLED, max_attempts)
-                    raise JobStalled(
-                        f"no result after {self._job_timeout_s:g} s; the attempt was abandoned"
-                    ) from exc
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                duration_ms = int((time.monotonic() - started) * 1000)
-                if isinstance(exc, PermanentJobError) or envelope.attempt >= max_attempts:
-                    return await self._dead_letter(
-                        record, envelope, max_attempts, exc, secrets, duration_ms
-                    )
-                return await self._retry(record, envelope, job_type, max_attempts, exc, secrets)
-        duration_ms = int((time.monotonic() - started) * 1000)
-        self._set_state(envelope, "completed", record)
-        await self._emit(
+        self._set_state(envelope, "active", record)
+        await self._emit(envelope, EventType.ACTIVE, max_attempts)
+        context = JobContext(
+            job_id=envelope.job_id,
+            attempt=envelope.attempt,
+            max_attempts=max_attempts,
+            services=self._services,
+            report_progress=partial(self._progress, envelope, max_attempts),
+        )
+        started = time.monotonic()
+        try:
+            result = await self._call(job_type, job, context, envelope, max_attempts, secrets)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            duration_ms = int((time.monotonic() - started) * 1000)
+            if isinstance(exc, PermanentJobError) or envelope.attempt >= max_attempts:
+                return await self._dead_letter(
+                    record, envelope, max_attempts, exc, secrets, duration_ms
+                )
+            return await self._retry(record, envelope, job_type, max_attempts, exc, secrets)
+        returned = time.monotonic()
+        await self._finish(
+            record,
             envelope,
             EventType.COMPLETED,
             max_attempts,
-            duration_ms=duration_ms,
+            duration_ms=int((returned - started) * 1000),
             result={k: redact(str(v), secrets) for k, v in (result or {}).items()},
         )
+        self.done_window_ms.append((time.monotonic() - returned) * 1000)
+        duration_ms = int((returned - started) * 1000)
         logger.info(
             "job %s (%s) completed on attempt %d in %d ms",
             envelope.job_id,
@@ -242,6 +326,82 @@ class JobRunner:
             duration_ms,
         )
         return EventType.COMPLETED
+
+    async def _call(
+        self,
+        job_type: JobType[Any],
+        job: JobModel,
+        context: JobContext,
+        envelope: JobEnvelope,
+        max_attempts: int,
+        secrets: list[str],
+    ) -> Mapping[str, str] | None:
+        """Run the handler. While its dependency cannot be reached, wait on the queue's breaker
+        and run it again: an outage spends none of the job's attempts."""
+        while True:
+            probe = await self.breaker.admit()
+            try:
+                async with self._limiter or contextlib.nullcontext():
+                    result = await self._handle(job_type, job, context, envelope, max_attempts)
+            except DependencyDown as exc:
+                cause = redact(str(exc) or type(exc).__name__, secrets)
+                await self.breaker.unreachable(cause, probe=probe)
+                probe = False
+                logger.info(
+                    "job %s (%s) waits for the queue: %s", envelope.job_id, envelope.job_name, cause
+                )
+            except JobStalled:
+                raise  # no answer either way: another job may probe
+            except Exception:
+                await self.breaker.reachable()  # it answered, if only to refuse
+                probe = False
+                raise
+            else:
+                await self.breaker.reachable()
+                probe = False
+                return result
+            finally:
+                if probe:
+                    self.breaker.abandon_probe()
+
+    async def _handle(
+        self,
+        job_type: JobType[Any],
+        job: JobModel,
+        context: JobContext,
+        envelope: JobEnvelope,
+        max_attempts: int,
+    ) -> Mapping[str, str] | None:
+        try:
+            async with asyncio.timeout(self._job_timeout_s):
+                result: Mapping[str, str] | None = await job_type.handler(job, context)
+                return result
+        except TimeoutError as exc:
+            # A hung handler: recorded as stalled, then retried like any other failure.
+            await self._emit(envelope, EventType.STALLED, max_attempts)
+            raise JobStalled(
+                f"no result after {self._job_timeout_s:g} s; the attempt was abandoned"
+            ) from exc
+
+    async def _breaker_changed(self, opened: bool, cause: str, paused_s: float) -> None:
+        if opened:
+            logger.warning("queue %s paused: %s; probing until it answers", self.queue.value, cause)
+        else:
+            logger.warning("queue %s resumed after %.1f s", self.queue.value, paused_s)
+        event = JobEvent(
+            job_id="",
+            queue=self.queue.value,
+            job_name="",
+            type=EventType.QUEUE_PAUSED if opened else EventType.QUEUE_RESUMED,
+            attempt=0,
+            max_attempts=0,
+            worker_id=self._worker_id,
+            error_message=cause,
+            duration_ms=None if opened else int(paused_s * 1000),
+        )
+        await self._publisher.publish_soon(
+            self._topics.events, key=b"", value=encode_event(event), headers=[]
+        )
 
     async def _retry(
         self,
@@ -300,21 +460,29 @@ class JobRunner:
             ("dlq-reason", message.encode()),
             ("dlq-error-class", type(exc).__name__.encode()),
             ("dlq-attempts", str(envelope.attempt).encode()),
+            ("dlq-max-attempts", str(max_attempts).encode()),
             ("dlq-original-topic", record.topic.encode()),
             ("dlq-original-partition", str(record.partition).encode()),
             ("dlq-original-offset", str(record.offset).encode()),
             ("dlq-failed-at", str(now_ms()).encode()),
         ]
-        original = [(k, v) for k, v in record.headers if not k.startswith("dlq-")]
-        if not any(k == "job-id" for k, _ in original):
-            original.append(("job-id", envelope.job_id.encode()))
+        value = record.value
+        original = [(k, v) for k, v in record.headers if not k.startswith("dlq-") and k != JOB_ID]
+        if record_size(record) > self._max_job_bytes:
+            # Too large to copy (the dead-letter topic may refuse it): a reference to the
+            # original, which stays on its topic until the topic's retention.
+            value, original = b"", []
+            reason_headers.append(("dlq-original-size", str(record_size(record)).encode()))
+        else:
+            given = dict(record.headers).get(JOB_ID)
+            if given is not None and given != envelope.job_id.encode():
+                original.append(("dlq-original-job-id", given))
         await self._publisher.publish(
             self._topics.dead_letter,
             key=record.key,
-            value=record.value,
-            headers=original + reason_headers,
+            value=value,
+            headers=[*original, (JOB_ID, envelope.job_id.encode()), *reason_headers],
         )
-        self._set_state(envelope, "dead_lettered", record)
         await self._emit(
             envelope,
             EventType.FAILED,
@@ -324,7 +492,8 @@ class JobRunner:
             error_class=type(exc).__name__,
             error_message=message,
         )
-        await self._emit(
+        await self._finish(
+            record,
             envelope,
             EventType.DEAD_LETTERED,
             max_attempts,
@@ -353,9 +522,33 @@ class JobRunner:
             )
         return EventType.DEAD_LETTERED
 
+    async def _progress(
+        self,
+        envelope: JobEnvelope,
+        max_attempts: int,
+        percent: float,
+        bytes_done: int | None = None,
+        bytes_total: int | None = None,
+    ) -> None:
+        await self._emit(
+            envelope,
+            EventType.PROGRESS,
+            max_attempts,
+            progress_percent=percent,
+            progress_bytes_done=bytes_done,
+            progress_bytes_total=bytes_total,
+        )
+
     async def _emit(
         self, envelope: JobEnvelope, kind: EventType, max_attempts: int, **fields: Any
-    ) -> None:
+    ) -> Awaitable[object]:
+        """Hand a lifecycle record to the producer; returns what resolves once it is written.
+
+        Terminal records get an id derived from the job and attempt, so a copy written again
+        after a crash (see ``_process``) can be recognised as the same record.
+        """
+        if kind in TERMINAL_EVENTS:
+            fields["event_id"] = terminal_event_id(envelope, kind)
         event = JobEvent(
             job_id=envelope.job_id,
             queue=self.queue.value,
@@ -366,7 +559,7 @@ class JobRunner:
             worker_id=self._worker_id,
             **fields,
         )
-        await self._event_publisher.publish(
+        return await self._publisher.publish_soon(
             self._topics.events,
             key=envelope.job_id.encode(),
             value=encode_event(event),

@@ -15,6 +15,8 @@ Variables (defaults in brackets):
 - ``PIPELINE_KAFKA_SESSION_TIMEOUT_S`` [10]: a worker silent this long loses its partitions.
 - ``PIPELINE_WORKER_ID`` [host:pid]: names this worker in lifecycle records.
 - ``PIPELINE_MAX_JOB_BYTES`` [262144]: larger job records are dead-lettered unread.
+- ``PIPELINE_BREAKER_MAX_PAUSE_S`` [30]: while a queue's dependency is unreachable the queue
+  pauses and probes it, 1 s apart at first, then doubling up to this.
 - ``PIPELINE_EMAIL_CONCURRENCY`` [3]: email jobs one worker runs at once;
   ``PIPELINE_EMAIL_JOB_TIMEOUT_S`` [60] and ``PIPELINE_MEDIA_JOB_TIMEOUT_S`` [1800]: a job still
   running after its queue's timeout is recorded as stalled and retried.
@@ -117,6 +119,13 @@ class Settings(BaseSettings):
         ge=0,
         description="How long a completed or dead-lettered job's state is kept (for /jobs and "
         "to skip a duplicate of it); 0 keeps it for ever.",
+    )
+
+    breaker_max_pause_s: float = Field(
+        30.0,
+        gt=0,
+        description="Longest pause between probes while a queue's dependency is unreachable "
+        "(the pause starts at 1 s and doubles).",
     )
 
     email_concurrency: int = Field(3, ge=1, description="Email jobs one worker runs at once.")

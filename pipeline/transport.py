@@ -1,5 +1,5 @@
-"""Faust's aiokafka transport, with one fix: seeking back to committed offsets also rewinds
-partitions that have no committed offset yet.
+"""Faust's aiokafka transport, with an idempotent producer and one fix: seeking back to
+committed offsets also rewinds partitions that have no committed offset yet.
 
 Faust seeks every assigned partition back to its committed offset whenever it drops records it
 had fetched: when records arrive while a rebalance has paused the flow, and after every
@@ -49,7 +49,20 @@ class Consumer(driver.Consumer):
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
+class Producer(driver.Producer):
+    """The producer, idempotent outside transactions too.
+
+    Faust turns idempotence on only with ``processing_guarantee="exactly_once"``. Without it, a
+    send that aiokafka retries after a lost ack (a broker restart) can be written twice, and
+    records of one partition can land out of order.
+    """
+
+    def _settings_extra(self) -> Mapping[str, Any]:
+        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+
 class Transport(driver.Transport):
-    """The ``kafka://`` transport with :class:`Consumer`."""
+    """The ``kafka://`` transport with :class:`Consumer` and :class:`Producer`."""
 
     Consumer: ClassVar[type[Any]] = Consumer
+    Producer: ClassVar[type[Any]] = Producer

@@ -70,24 +70,37 @@ async def test_otp_jobs_become_emails_and_completed_records(
     assert not [s for s in secrets for raw in event_log.raw if s.encode() in raw]
 
 
-async def test_smtp_outage_retries_then_delivers_while_other_jobs_complete(
+async def test_an_smtp_outage_pauses_the_queue_without_spending_attempts(
     start_worker: StartWorker,
     smtp_sink: SmtpSink,
     event_log: EventLog,
     pipeline_settings: Settings,
 ) -> None:
-    await start_worker(**smtp_sink.worker_env())
+    worker = await start_worker(**smtp_sink.worker_env())
     smtp_sink.stop()
     async with EmailQueue.connect(pipeline_settings) as queue:
-        during_outage = [await queue.add_otp_email_job(otp_job(i, "outage")) for i in range(3)]
-        await event_log.wait_for(during_outage, EventType.RETRYING)
+        during_outage = [await queue.add_otp_email_job(otp_job(i, "outage")) for i in range(6)]
+        await eventually(
+            lambda: _true("queue_paused" in event_log.types("")), what="the queue to pause"
+        )
+        await worker.wait_for_log(r"queue email paused: SMTP server .* unreachable")
         smtp_sink.start()
         completed = await event_log.wait_for(during_outage, EventType.COMPLETED)
-        assert all(event.attempt >= 2 for event in completed.values())
+        # The outage was the server's, not the jobs': no attempt was spent, nothing failed.
+        assert all(event.attempt == 1 for event in completed.values())
         for job_id in during_outage:
-            failed = next(e for e in event_log.of(job_id) if e.type == EventType.FAILED)
-            assert failed.will_retry is True
-            assert failed.error_class == "SmtpUnavailable"
+            assert event_log.types(job_id) == ["added", "active", "completed"]
+        await eventually(
+            lambda: _true("queue_resumed" in event_log.types("")), what="the queue to resume"
+        )
+        [paused] = [e for e in event_log.of("") if e.type == EventType.QUEUE_PAUSED]
+        [resumed] = [e for e in event_log.of("") if e.type == EventType.QUEUE_RESUMED]
+        assert paused.queue == "email"
+        assert "unreachable" in (paused.error_message or "")
+        assert resumed.duration_ms is not None
+        assert resumed.duration_ms > 0
+        for job in [otp_job(i, "outage") for i in range(6)]:
+            assert len(smtp_sink.messages_to(job.email)) == 1
 
         # One mailbox answers "try later" twice; the other jobs do not wait for it.
         smtp_sink.defer["busy@example.com"] = 2
@@ -179,7 +192,11 @@ async def test_bad_input_is_dead_lettered_and_the_worker_keeps_going(
     assert "no handler for job ''" in reasons["no-key"]
 
     letters = await read_topic(kafka_bootstrap, f"{topic}-dead-letter")
-    assert sorted(r.value for r in letters) == sorted(value for _, value in bad.values())
+    copies = sorted(value for name, (_, value) in bad.items() if name != "oversize")
+    # Too large to run is too large to copy: the dead letter points at the original instead.
+    assert sorted(r.value for r in letters) == sorted([*copies, b""])
+    [reference] = [dict(r.headers) for r in letters if not r.value]
+    assert int(reference["dlq-original-size"]) > 3000
 
     async with EmailQueue.connect(pipeline_settings) as queue:
         after = await queue.add_otp_email_job(otp_job(1, "after"))

@@ -10,6 +10,7 @@ from typing import Any, cast
 
 import faust
 
+from pipeline.agents.runtime import runners
 from pipeline.application import app
 from pipeline.events import EventDecodeError, EventType, JobEvent, decode_event
 from pipeline.metrics import WorkerMetrics
@@ -19,6 +20,7 @@ from pipeline.monitoring import (
     apply_event,
     count_key,
     in_partition,
+    is_repeat,
     merge_latency,
 )
 from pipeline.topics import QUEUES, job_counts, job_events_topic, job_latency, job_status
@@ -26,6 +28,8 @@ from pipeline.topics import QUEUES, job_counts, job_events_topic, job_latency, j
 logger = logging.getLogger(__name__)
 
 UNREADABLE = "unreadable"
+# A queue's pauses and resumptions: counted, but they are no job's state.
+QUEUE_EVENTS = frozenset((EventType.QUEUE_PAUSED, EventType.QUEUE_RESUMED))
 
 
 def log_line(event: JobEvent) -> str:
@@ -89,13 +93,19 @@ async def monitor_agent(stream: faust.StreamT[bytes]) -> None:
                 logger.warning("job_event unreadable record on job-events: %s", exc)
                 counted[partition, UNREADABLE] += 1
                 continue
+            if event.type in QUEUE_EVENTS:
+                logger.warning("job_event %s", log_line(event))
+                counted[partition, count_key(event)] += 1
+                continue
+            key = event.job_id.encode()
+            before = states[key][1] if key in states else job_status.get(key)
+            if is_repeat(before, event):
+                continue
             if logging_info:
                 logger.info("job_event %s", log_line(event))
             counted[partition, count_key(event)] += 1
             if event.type == EventType.FAILED:
                 recent_failures.append(event)
-            key = event.job_id.encode()
-            before = states[key][1] if key in states else job_status.get(key)
             after = apply_event(before, event)
             states[key] = (partition, after)
             if event.type == EventType.COMPLETED and after.get("added_ms"):
@@ -131,4 +141,6 @@ metrics = WorkerMetrics(
     counts=counts,
     latency=lambda: across_partitions(dict(job_latency.items()), merge_latency),
     lag=_lag,
+    paused=lambda: {queue.value: runner.breaker.is_open for queue, runner in runners.items()},
+    done_window_ms=lambda: [ms for runner in runners.values() for ms in runner.done_window_ms],
 )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from functools import cache, partial
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaConnectionError, KafkaError
 from aiolimiter import AsyncLimiter
 
 from pipeline.application import app, settings
@@ -22,18 +24,38 @@ from pipeline.topics import DEAD_LETTERS, DELAYS, JOB_EVENTS
 logger = logging.getLogger(__name__)
 
 
+async def until_written(
+    send: Callable[[], Awaitable[object]], what: str, first: Awaitable[object] | None = None
+) -> None:
+    """Await ``first`` (a send already made), else ``send()``; while Kafka cannot be reached,
+    ``send()`` again after a growing pause, for as long as it takes."""
+    pause_s = 0.5
+    while True:
+        try:
+            await (first if first is not None else send())
+            return
+        except KafkaError as exc:
+            if not exc.retriable and not isinstance(exc, KafkaConnectionError):
+                raise
+            logger.warning(
+                "Kafka did not take a record for %s (%s); sending it again in %.1f s",
+                what,
+                type(exc).__name__,
+                pause_s,
+            )
+        first = None
+        await asyncio.sleep(pause_s)
+        pause_s = min(pause_s * 2, 10.0)
+
+
 class FaustPublisher:
-    """Publishes through the worker's own producer.
+    """Publishes through the worker's own producer (idempotent, acks=all: see transport.py).
 
-    With ``wait`` (the default) each record is waited for until the broker has it (acks=all).
-    Without it the record is only handed to the producer: inside an agent that is enough,
-    because Faust flushes the producer before it commits the offsets of the records being
-    processed, so a job's records are on the broker before the job counts as consumed. A record
-    that still fails is logged.
+    A send that fails because Kafka cannot be reached is sent again after a growing pause, for
+    as long as it takes: a broker outage holds the job where it is instead of failing it, and
+    the worker needs no restart when the broker is back. The idempotent producer keeps the
+    retries of one send from writing it twice.
     """
-
-    def __init__(self, *, wait: bool = True) -> None:
-        self._wait = wait
 
     async def publish(
         self,
@@ -44,19 +66,25 @@ class FaustPublisher:
         headers: Headers,
         partition: int | None = None,
     ) -> None:
-        """Send one record; with ``wait``, return once it is written."""
-        if self._wait:
-            await app.producer.send_and_wait(topic, key, value, partition, None, headers)
-            return
-        sent = asyncio.ensure_future(
-            await app.producer.send(topic, key, value, partition, None, headers)
+        """Send one record and return once it is written."""
+        await until_written(
+            partial(app.producer.send_and_wait, topic, key, value, partition, None, headers),
+            topic,
         )
-        sent.add_done_callback(partial(_log_failure, topic))
 
-
-def _log_failure(topic: str, sent: asyncio.Future[Any]) -> None:
-    if not sent.cancelled() and (exc := sent.exception()) is not None:
-        logger.error("a record for %s was not written: %r", topic, exc)
+    async def publish_soon(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes,
+        headers: Headers,
+        partition: int | None = None,
+    ) -> Awaitable[object]:
+        """Hand one record to the producer; the task returned ends once it is written."""
+        sent = await app.producer.send(topic, key, value, partition, None, headers)
+        resend = partial(app.producer.send_and_wait, topic, key, value, partition, None, headers)
+        return asyncio.ensure_future(until_written(resend, topic, first=sent))
 
 
 class TableStateStore:
@@ -70,9 +98,16 @@ class TableStateStore:
         value = self._table.get(job_id)
         return dict(value) if value else None
 
-    def set(self, job_id: str, state: dict[str, Any]) -> None:
-        """Record the job's state (written to the current event's partition)."""
-        self._table[job_id] = state
+    def set(self, job_id: str, state: dict[str, Any], partition: int) -> Awaitable[object]:
+        """Record the job's state; the changelog record's future resolves once it is acked.
+
+        Not ``table[key] = value``: that drops the future, and Faust's commit only waits
+        0.1 s for the producer buffer to drain, so an offset could be committed (or the job
+        reported done) ahead of the state that makes its redelivery a no-op.
+        """
+        self._table.data[job_id] = state
+        resend = partial(self._table.send_changelog, partition, job_id, state)
+        return asyncio.ensure_future(until_written(resend, self._table.name, first=resend()))
 
 
 @cache
@@ -88,6 +123,10 @@ async def close_services(sender: Any, /, *args: Any, signal: Any, **kwargs: Any)
         await services().close()
 
 
+# The runners this worker built, by queue: /metrics reads their breakers and done windows.
+runners: dict[QueueName, JobRunner] = {}
+
+
 def build_runner(
     queue: QueueName,
     states: faust.types.TableT[str, dict[str, Any]],
@@ -95,7 +134,7 @@ def build_runner(
     limiter: AsyncLimiter | None = None,
 ) -> JobRunner:
     """The job runner of ``queue``, wired to this worker's producer, table and services."""
-    return JobRunner(
+    runner = runners[queue] = JobRunner(
         queue=queue,
         topics=RunnerTopics(
             events=JOB_EVENTS.name(settings),
@@ -104,14 +143,15 @@ def build_runner(
         ),
         registry=registry,
         publisher=FaustPublisher(),
-        event_publisher=FaustPublisher(wait=False),
         states=TableStateStore(states),
         services=services(),
         worker_id=settings.worker_id,
         max_job_bytes=settings.max_job_bytes,
         job_timeout_s=job_timeout_s,
         limiter=limiter,
+        breaker_max_pause_s=settings.breaker_max_pause_s,
     )
+    return runner
 
 
 def incoming(event: faust.EventT[bytes]) -> IncomingRecord:
@@ -126,5 +166,6 @@ def incoming(event: faust.EventT[bytes]) -> IncomingRecord:
         timestamp_ms=int(message.timestamp * 1000),
         key=message.key,
         value=message.value if isinstance(message.value, bytes) else bytes(message.value or b""),
-        headers=[(k, v if isinstance(v, bytes) else str(v).encode()) for k, v in pairs],
+        # A header with a null value (Kafka allows it) reads as an empty one: absent.
+        headers=[(k, v if isinstance(v, bytes) else b"") for k, v in pairs],
     )

@@ -1,8 +1,9 @@
 """Sending email over SMTP with aiosmtplib: templates, a pool of reused connections, timeouts.
 
 SMTP errors are sorted at this boundary: a 5xx answer about the recipient or the message is a
-``PermanentEmailError`` (retrying cannot help); connection failures, timeouts and 4xx answers
-are ``SmtpUnavailable`` (retried later).
+``PermanentEmailError`` (retrying cannot help); a server that cannot be reached at all is
+``SmtpUnreachable`` (the queue pauses until it answers); timeouts and 4xx answers are
+``SmtpUnavailable`` (the job is retried later).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import aiosmtplib
 import jinja2
 
-from pipeline.errors import PermanentJobError, TransientJobError
+from pipeline.errors import DependencyDown, PermanentJobError, TransientJobError
 from pipeline.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -27,6 +28,10 @@ logger = logging.getLogger(__name__)
 
 class SmtpUnavailable(TransientJobError):
     """The SMTP server could not be reached or asked us to try later."""
+
+
+class SmtpUnreachable(DependencyDown):
+    """No connection to the SMTP server could be made, or it went away mid-conversation."""
 
 
 class PermanentEmailError(PermanentJobError):
@@ -140,12 +145,24 @@ class EmailService:
             if exc.code >= 500:
                 raise PermanentEmailError(f"SMTP server refused the message ({exc.code})") from exc
             raise SmtpUnavailable(f"SMTP server answered {exc.code}") from exc
-        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+        except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPServerDisconnected) as exc:
+            # SMTPConnectError also covers a connection attempt that timed out.
+            raise self._unreachable(exc) from exc
+        except (TimeoutError, aiosmtplib.SMTPException) as exc:
+            # Before OSError, which TimeoutError is: a server that answers slowly is reachable.
             raise SmtpUnavailable(
                 f"SMTP server {self._settings.smtp_host}:{self._settings.smtp_port} "
                 f"unavailable ({type(exc).__name__})"
             ) from exc
+        except OSError as exc:  # refused, reset, no route
+            raise self._unreachable(exc) from exc
         return str(message["Message-ID"])
+
+    def _unreachable(self, exc: Exception) -> SmtpUnreachable:
+        s = self._settings
+        return SmtpUnreachable(
+            f"SMTP server {s.smtp_host}:{s.smtp_port} unreachable ({type(exc).__name__})"
+        )
 
     async def close(self) -> None:
         """Close the idle connections."""

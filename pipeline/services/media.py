@@ -28,8 +28,9 @@ import aiohttp
 import filetype
 from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ConnectionError as EndpointUnreachable
 
-from pipeline.errors import PermanentJobError, TransientJobError
+from pipeline.errors import DependencyDown, PermanentJobError, TransientJobError
 from pipeline.schemas.media import MediaUploadJob
 from pipeline.services.media_sources import READ_CHUNK_BYTES, LocalSource, S3Source, Source
 from pipeline.settings import Settings
@@ -41,6 +42,10 @@ SNIFF_BYTES = 8192
 
 class StorageUnavailable(TransientJobError):
     """The object store could not be reached or failed on its side."""
+
+
+class StorageUnreachable(DependencyDown):
+    """No connection to the object store could be made: the queue pauses until it answers."""
 
 
 class SourceChanged(TransientJobError):
@@ -149,6 +154,8 @@ class MediaService:
             if status >= 500 or status in (408, 429) or code in ("SlowDown", "RequestTimeout"):
                 raise StorageUnavailable(f"object store answered {status} {code}") from exc
             raise MediaRejected(f"object store refused the upload: {status} {code}") from exc
+        except (EndpointUnreachable, aiohttp.ClientConnectorError) as exc:
+            raise StorageUnreachable(f"object store unreachable ({type(exc).__name__})") from exc
         except (TimeoutError, BotoCoreError, aiohttp.ClientError, OSError) as exc:
             if isinstance(exc, FileNotFoundError):
                 raise MediaRejected("source file disappeared") from exc

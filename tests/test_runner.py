@@ -1,0 +1,267 @@
+"""The job runner's decisions, without Kafka: hostile records, durable outcomes, redeliveries.
+
+The worker gives the runner its Faust producer and a table; here a recorder and a dict stand in,
+so each decision is tried directly. The same paths run against a real broker in
+``test_hostile_records.py`` and ``test_email_jobs.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Mapping
+from typing import Any
+
+import pytest
+
+from pipeline.breaker import CircuitBreaker
+from pipeline.envelope import Headers
+from pipeline.errors import DependencyDown
+from pipeline.events import EventType, decode_event
+from pipeline.jobs import JobContext, JobRegistry
+from pipeline.records import IncomingRecord
+from pipeline.runner import JobRunner, RunnerTopics
+from pipeline.schemas.jobs import JobModel, QueueName
+
+
+class Echo(JobModel):
+    text: str
+
+
+class Recorder:
+    """Keeps what the runner publishes, by topic."""
+
+    def __init__(self) -> None:
+        self.sent: dict[str, list[tuple[bytes | None, bytes, Headers]]] = {}
+
+    async def publish(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes,
+        headers: Headers,
+        partition: int | None = None,
+    ) -> None:
+        self.sent.setdefault(topic, []).append((key, value, list(headers)))
+
+    async def publish_soon(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes,
+        headers: Headers,
+        partition: int | None = None,
+    ) -> Awaitable[object]:
+        await self.publish(topic, key=key, value=value, headers=headers, partition=partition)
+        return _done()
+
+    def events(self) -> list[tuple[str, str, str]]:
+        return [
+            (event.job_id, event.type.value, event.event_id)
+            for event in (decode_event(value) for _, value, _ in self.sent.get("events", []))
+        ]
+
+    def dead_letters(self) -> list[dict[str, bytes]]:
+        return [dict(headers) for _, _, headers in self.sent.get("dlq", [])]
+
+
+def _done() -> asyncio.Future[object]:
+    future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+    future.set_result(None)
+    return future
+
+
+class States:
+    """A dict of job states whose writes become durable when ``durable`` is set."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, dict[str, Any]] = {}
+        self.durable = asyncio.Event()
+        self.durable.set()
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        return self.data.get(job_id)
+
+    def set(self, job_id: str, state: dict[str, Any], partition: int) -> Awaitable[object]:
+        self.data[job_id] = state
+        return asyncio.ensure_future(self.durable.wait())
+
+
+def make_runner(sent: Recorder, states: States, handled: list[str]) -> JobRunner:
+    registry = JobRegistry()
+
+    @registry.job("echo", queue=QueueName.EMAIL, model=Echo)
+    async def echo(job: Echo, ctx: JobContext) -> Mapping[str, str]:
+        handled.append(ctx.job_id)
+        return {"echoed": job.text}
+
+    return JobRunner(
+        queue=QueueName.EMAIL,
+        topics=RunnerTopics(events="events", dead_letter="dlq", delays={1: "delay-1s"}),
+        registry=registry,
+        publisher=sent,
+        states=states,
+        services=None,
+        worker_id="w",
+        max_job_bytes=2000,
+        job_timeout_s=5,
+    )
+
+
+def record(
+    offset: int, headers: Headers, value: bytes = b'{"text": "hi"}', key: bytes | None = b"echo"
+) -> IncomingRecord:
+    return IncomingRecord("email", 0, offset, 1000, key, value, headers)
+
+
+HOSTILE: dict[str, IncomingRecord] = {
+    "unicode digit attempt": record(1, [("attempt", "²".encode())]),
+    "huge attempt": record(2, [("attempt", b"1" + b"0" * 30)]),
+    "huge max-attempts": record(3, [("max-attempts", b"9" * 15)]),
+    "zero max-attempts": record(4, [("max-attempts", b"0")]),
+    "non-UTF-8 job id": record(5, [("job-id", b"\xff\xfe-1")]),
+    "job id with a newline": record(6, [("job-id", b"x\nERROR forged")]),
+    "repeated job id": record(7, [("job-id", b"a"), ("job-id", b"b")]),
+    "oversize value": record(8, [("job-id", b"big")], value=b"x" * 5000),
+    "oversize header": record(9, [("job-id", b"h"), ("junk", b"x" * 5000)]),
+    "not JSON": record(10, [("job-id", b"nj")], value=b"\xff not json"),
+    "wrong type": record(11, [("job-id", b"wt")], value=b'{"text": 5}'),
+    "no key": record(12, [("job-id", b"nk")], key=None),
+}
+
+
+async def test_hostile_records_are_dead_lettered_with_a_reason_and_never_raise() -> None:
+    sent, states, handled = Recorder(), States(), []
+    runner = make_runner(sent, states, handled)
+    for name, hostile in HOSTILE.items():
+        assert await runner.process(hostile) == EventType.DEAD_LETTERED, name
+    assert await runner.process(record(20, [("job-id", b"good")])) == EventType.COMPLETED
+    assert handled == ["good"]
+
+    letters = sent.dead_letters()
+    assert len(letters) == len(HOSTILE)
+    assert all(letter["dlq-reason"] for letter in letters)
+    # Each is named by a job id that is safe to use; an id that was refused is kept aside.
+    assert letters[4]["job-id"] == b"email:0:5"
+    assert letters[4]["dlq-original-job-id"] == b"\xff\xfe-1"
+    # Too large to copy: a reference to the original, never a copy the topic may refuse.
+    for index in (7, 8):
+        _, value, _ = sent.sent["dlq"][index]
+        assert value == b""
+        assert int(letters[index]["dlq-original-size"]) > 5000
+        assert letters[index]["dlq-original-offset"] in (b"8", b"9")
+    dead = [event for event in sent.events() if event[1] == "dead_lettered"]
+    assert len(dead) == len(HOSTILE)
+
+
+async def test_an_internal_error_on_a_record_is_dead_lettered_not_raised() -> None:
+    sent, states, handled = Recorder(), States(), []
+    runner = make_runner(sent, states, handled)
+
+    def broken(job_id: str) -> dict[str, Any] | None:
+        raise KeyError("the state store broke")
+
+    states.get = broken  # type: ignore[method-assign]
+    assert await runner.process(record(1, [("job-id", b"j")])) == EventType.DEAD_LETTERED
+    [letter] = sent.dead_letters()
+    assert letter["dlq-error-class"] == b"InternalError"
+    assert b"KeyError" in letter["dlq-reason"]
+
+
+async def test_a_job_is_done_only_once_its_outcome_is_durable() -> None:
+    sent, states, handled = Recorder(), States(), []
+    runner = make_runner(sent, states, handled)
+    states.durable.clear()
+    running = asyncio.create_task(runner.process(record(1, [("job-id", b"j")])))
+    await asyncio.sleep(0.05)
+    assert handled == ["j"]
+    assert not running.done()  # the handler returned, but its state is not acked yet
+    states.durable.set()
+    assert await running == EventType.COMPLETED
+    assert len(runner.done_window_ms) == 1
+
+
+async def test_a_redelivered_finished_record_writes_its_terminal_record_again() -> None:
+    sent, states, handled = Recorder(), States(), []
+    runner = make_runner(sent, states, handled)
+    first = record(1, [("job-id", b"j")])
+    assert await runner.process(first) == EventType.COMPLETED
+    # The same record again (a crash before the offset was committed): no second run, and the
+    # terminal record written again with the same event id.
+    assert await runner.process(first) == EventType.SKIPPED
+    # A duplicate add (another record of the same job): skipped, nothing written.
+    assert await runner.process(record(2, [("job-id", b"j")])) == EventType.SKIPPED
+    assert handled == ["j"]
+    completed = [event for event in sent.events() if event[1] == "completed"]
+    assert len(completed) == 2
+    assert completed[0][2] == completed[1][2]
+
+
+@pytest.mark.parametrize("state", ["completed", "dead_lettered"])
+async def test_finished_jobs_are_not_run_again(state: str) -> None:
+    sent, states, handled = Recorder(), States(), []
+    runner = make_runner(sent, states, handled)
+    states.data["j"] = {"state": state, "attempt": 1, "topic": "email", "offset": 9}
+    assert await runner.process(record(1, [("job-id", b"j")])) == EventType.SKIPPED
+    assert handled == []
+
+
+async def test_an_unreachable_dependency_pauses_the_queue_and_spends_no_attempt() -> None:
+    sent, states, handled = Recorder(), States(), []
+    runner = make_runner(sent, states, handled)
+    runner.breaker = CircuitBreaker(
+        first_pause_s=0.01, max_pause_s=0.05, on_change=runner._breaker_changed
+    )
+    down = {"left": 5}
+
+    async def flaky(job: Echo, ctx: JobContext) -> Mapping[str, str]:
+        if down["left"]:
+            down["left"] -= 1
+            raise DependencyDown("server unreachable (ConnectionRefusedError)")
+        handled.append(ctx.job_id)
+        return {}
+
+    runner._registry.get("echo", QueueName.EMAIL).__dict__["handler"] = flaky
+    jobs = [runner.process(record(i, [("job-id", f"j{i}".encode())])) for i in range(3)]
+    assert await asyncio.gather(*jobs) == [EventType.COMPLETED] * 3
+    assert sorted(handled) == ["j0", "j1", "j2"]
+    kinds = [kind for _, kind, _ in sent.events()]
+    assert kinds.count("queue_paused") == 1
+    assert kinds.count("queue_resumed") == 1
+    assert "failed" not in kinds
+    assert "retrying" not in kinds
+    assert not runner.breaker.is_open
+
+
+async def test_the_breaker_lets_one_probe_through_and_backs_off_while_it_fails() -> None:
+    now = [0.0]
+    changes: list[bool] = []
+
+    async def changed(opened: bool, cause: str, paused_s: float) -> None:
+        changes.append(opened)
+
+    breaker = CircuitBreaker(
+        first_pause_s=1, max_pause_s=4, on_change=changed, clock=lambda: now[0]
+    )
+    assert await breaker.admit() is False
+    await breaker.unreachable("down", probe=False)
+    await breaker.unreachable("down", probe=False)  # a job that started before the opening
+    assert breaker.is_open
+    waiting = asyncio.create_task(breaker.admit())
+    await asyncio.sleep(0.02)
+    assert not waiting.done()
+    now[0] = 1.0
+    assert await waiting is True  # the probe
+    second = asyncio.create_task(breaker.admit())
+    await asyncio.sleep(0.05)
+    assert not second.done()  # one probe at a time
+    await breaker.unreachable("down", probe=True)
+    now[0] = 2.5
+    await asyncio.sleep(0.05)
+    assert not second.done()  # the pause doubled to 2 s after the failed probe
+    now[0] = 3.0
+    assert await asyncio.wait_for(second, 1) is True
+    await breaker.reachable()
+    assert not breaker.is_open
+    assert changes == [True, False]
