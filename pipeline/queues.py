@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaProducer
 
 from pipeline.admin import ensure_topics
 from pipeline.delays import delay_tier_for
-from pipeline.envelope import Headers, JobEnvelope, job_hash
+from pipeline.envelope import Headers, JobEnvelope, check_job_id, job_hash
 from pipeline.events import EventType, JobEvent, encode_event, now_ms
 from pipeline.handlers import registry
 from pipeline.schemas.email import ForgotPasswordEmailJob, OtpEmailJob
@@ -122,7 +122,10 @@ class Queue:
         a job as ``active`` ahead of its ``added``.
         """
         planned = [self._plan(*self._prepare(job)) for job in jobs]
-        fresh = [plan for plan in planned if plan.event is not None]
+        fresh: dict[str, _Planned] = {}
+        for plan in planned:  # one record per id, the first given
+            if plan.event is not None:
+                fresh.setdefault(plan.job_id, plan)
         await self._send_all(
             (
                 self._events_topic,
@@ -131,12 +134,16 @@ class Queue:
                 plan.event_partition,
                 [],
             )
-            for plan in fresh
+            for plan in fresh.values()
             if plan.event is not None
         )
         await self._send_all(
-            (plan.topic, plan.key, plan.value, plan.partition, plan.headers) for plan in fresh
+            (plan.topic, plan.key, plan.value, plan.partition, plan.headers)
+            for plan in fresh.values()
         )
+        # Only now: a send that failed must leave the id free for the caller's retry.
+        for job_id in fresh:
+            self._remember(job_id)
         return [plan.job_id for plan in planned]
 
     async def _send_all(self, records: Iterable[tuple[str, bytes, bytes, int, Headers]]) -> None:
@@ -171,10 +178,9 @@ class Queue:
         return job, model, job.attempts or job_type.retry.attempts
 
     def _plan(self, job: NewJob, model: JobModel, max_attempts: int) -> _Planned:
-        job_id = job.job_id or uuid.uuid4().hex
+        job_id = check_job_id(job.job_id) if job.job_id is not None else uuid.uuid4().hex
         if job_id in self._recent:
             return _Planned(job_id)  # added by this process already: send nothing
-        self._remember(job_id)
         # One hash places both records: the job in its queue, the event in job-events.
         hashed = job_hash(job_id)
         now = now_ms()
