@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from functools import cache, partial
 from typing import Any
 
@@ -157,8 +157,10 @@ def build_runner(
 def incoming(event: faust.EventT[bytes]) -> IncomingRecord:
     """The runner's view of a Faust event."""
     message = event.message
-    headers = event.headers or {}
-    pairs = list(headers.items()) if isinstance(headers, dict) else list(headers)
+    # The message's headers as they came: the event's are a dict, where a repeated header
+    # (a forged second job-id) would silently replace the first.
+    headers = message.headers or []
+    pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
     return IncomingRecord(
         topic=message.topic,
         partition=message.partition,
