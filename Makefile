@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 KAFKA := PYTHON=$(abspath $(BIN)/python) deploy/kafka/kafka.sh
 DEV := PYTHON=$(abspath $(BIN)/python) deploy/devservices.sh
 
-.PHONY: venv run worker up down status test bench lint format clean
+.PHONY: venv run worker up down status test chaos bench lint format clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ status:
 ## The whole test suite, against a real broker (started here if none is configured).
 test: venv
 	$(BIN)/pytest
+
+## The chaos suite (after `make up`): kills, a broker restart, an SMTP outage and hostile
+## records under load; prints lost / duplicated / dead-lettered / leaked and fails on any.
+chaos: venv
+	$(BIN)/python -m tests.chaos $(CHAOS_ARGS)
 
 ## Benchmarks against a raw aiokafka loop, BullMQ and Celery (after `make up`); the table is
 ## printed and written to bench/results/.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ from tests.brokers import Broker, BrokerUnavailable, provide_broker
 from tests.kafka_utils import EventLog
 from tests.s3 import S3Server
 from tests.smtp import SmtpSink
-from tests.workers import WorkerProcess, worker_env
+from tests.workers import WorkerProcess, free_port, worker_env
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -62,14 +61,6 @@ async def topic_prefix(test_id: str, kafka_bootstrap: str) -> AsyncIterator[str]
 def app_id(test_id: str) -> str:
     """This test's Faust app id, so its consumer group is its own."""
     return f"pipeline-t-{test_id}"
-
-
-def free_port() -> int:
-    """A TCP port the OS says is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ class Received:
 
     recipients: tuple[str, ...]
     message: EmailMessage
+    accepted_at: float = 0.0  # time.monotonic() when the server accepted it
 
     @property
     def text(self) -> str:
@@ -83,7 +84,7 @@ class SmtpSink:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
         with self._lock:
-            self.received.append(Received(tuple(envelope.rcpt_tos), message))
+            self.received.append(Received(tuple(envelope.rcpt_tos), message, time.monotonic()))
         return "250 OK"
 
     def worker_env(self, **extra: str) -> dict[str, str]:

@@ -12,7 +12,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from tests.brokers import KAFKA_SH
-from tests.conftest import free_port
+from tests.workers import free_port
 
 pytestmark = pytest.mark.slow
 

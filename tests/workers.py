@@ -6,6 +6,7 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -68,6 +69,14 @@ class WorkerProcess:
         if self.process.returncode is None:
             self.process.send_signal(sig)
         return await asyncio.wait_for(self.process.wait(), timeout_s)
+
+
+def free_port() -> int:
+    """A TCP port the OS says is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def worker_env(
