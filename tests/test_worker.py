@@ -9,12 +9,18 @@ import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from tests.kafka_utils import eventually, group_members, partition_counts
+from pipeline.events import EventType
+from pipeline.queues import EmailQueue, NewJob
+from pipeline.schemas import JobName, OtpEmailJob
+from pipeline.settings import Settings
+from tests.kafka_utils import EventLog, eventually, group_members, partition_counts
+from tests.smtp import SmtpSink
 from tests.workers import WorkerProcess
 
 pytestmark = pytest.mark.slow
 
 StartWorker = Callable[..., Awaitable[WorkerProcess]]
+OTP = JobName.OTP_EMAIL_VERIFICATION
 
 
 async def test_worker_creates_topics_joins_group_consumes_and_stops_cleanly(
@@ -49,3 +55,23 @@ async def test_worker_creates_topics_joins_group_consumes_and_stops_cleanly(
     email_partition = TopicPartition(f"{topic_prefix}email", sent.partition)
     assert committed[email_partition].offset == sent.offset + 1
     assert await group_members(kafka_admin, app_id) == 0
+
+
+async def test_a_first_start_runs_every_job_enqueued_before_it(
+    start_worker: StartWorker,
+    smtp_sink: SmtpSink,
+    event_log: EventLog,
+    pipeline_settings: Settings,
+) -> None:
+    # Jobs wait on a cluster where this app has never run: no group, no changelogs.
+    async with EmailQueue.connect(pipeline_settings) as queue:
+        ids = await queue.add_bulk(
+            NewJob(OTP, OtpEmailJob(email=f"first{i}@example.com", customer_name="F", otp="4321"))
+            for i in range(20)
+        )
+    worker = await start_worker(**smtp_sink.worker_env())
+    await event_log.wait_for(ids, EventType.COMPLETED, timeout_s=60)
+    assert len(smtp_sink.received) == len(ids)
+    log = worker.log_text()
+    assert "Ignoring missing topic" not in log
+    assert "PartitionsMismatch" not in log
