@@ -22,7 +22,7 @@ import hashlib
 import logging
 import time
 import traceback
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
@@ -81,6 +81,7 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "invalid job data: " + "; ".join(problems)
 
 
+FINISHED_REMEMBERED = 100_000
 TERMINAL_EVENTS = frozenset((EventType.COMPLETED, EventType.DEAD_LETTERED))
 TERMINAL = frozenset(kind.value for kind in TERMINAL_EVENTS)
 
@@ -137,6 +138,8 @@ class JobRunner:
             max_pause_s=breaker_max_pause_s, on_change=self._breaker_changed
         )
         self._in_flight: set[str] = set()
+        # Jobs this runner took to a terminal state, whose terminal records are acked.
+        self._finished: OrderedDict[str, None] = OrderedDict()
         # Milliseconds from a handler's return to its outcome being durable: the window in which
         # a crash makes the job run again. Read by /metrics and the chaos suite.
         self.done_window_ms: deque[float] = deque(maxlen=10_000)
@@ -200,9 +203,15 @@ class JobRunner:
                 envelope.attempt,
                 "its record came again" if redelivered else "it already ran or moved on",
             )
-            if redelivered and state is not None and state["state"] in TERMINAL:
+            if (
+                redelivered
+                and state is not None
+                and state["state"] in TERMINAL
+                and envelope.job_id not in self._finished
+            ):
                 # The worker that finished it may have died before its terminal record was
                 # written: write it again, with the same event id, so every job that ran has one.
+                # (A job this runner finished had its record acked: a rebalance's replay.)
                 kind = EventType(state["state"])
                 await (await self._emit(envelope, kind, max_attempts, **state.get("outcome", {})))
             return EventType.SKIPPED
@@ -272,6 +281,9 @@ class JobRunner:
         state_written = self._set_state(envelope, kind.value, record, **outcome)
         event_written = await self._emit(envelope, kind, max_attempts, **outcome)
         await asyncio.gather(state_written, event_written)
+        self._finished[envelope.job_id] = None
+        if len(self._finished) > FINISHED_REMEMBERED:
+            self._finished.popitem(last=False)
 
     async def _run(
         self,
@@ -286,7 +298,10 @@ class JobRunner:
             error = InvalidJobData(describe_validation_error(exc))
             return await self._dead_letter(record, envelope, max_attempts, error, [])
         secrets = job.secret_values()
-        self._set_state(envelope, "active", record)
+        # Wait until the job is known to be active before its side effect starts: a worker that
+        # takes the partition over then records it as stalled, and while Kafka cannot be
+        # reached no email goes out that could not be recorded.
+        await self._set_state(envelope, "active", record)
         await self._emit(envelope, EventType.ACTIVE, max_attempts)
         context = JobContext(
             job_id=envelope.job_id,

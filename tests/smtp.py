@@ -47,7 +47,7 @@ class SmtpSink:
     defer: dict[str, int] = field(default_factory=dict)  # recipient -> times to answer 421
     received: list[Received] = field(default_factory=list)
     connections: int = 0
-    holding: bool = False  # a message is being held before the answer
+    holding_s: float = 0.0  # how long the message being held now is held (0: none is)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _controller: Controller | None = None
 
@@ -73,11 +73,11 @@ class SmtpSink:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.hold_s:
-            self.holding = True
+            self.holding_s = self.hold_s
             try:
                 await asyncio.sleep(self.hold_s)
             finally:
-                self.holding = False
+                self.holding_s = 0.0
             if server.transport is None or server.transport.is_closing():
                 # The client went away before our answer: the message was never accepted.
                 return "421 4.4.2 connection lost"

@@ -220,13 +220,16 @@ async def test_a_killed_worker_resumes_without_sending_twice(
         ids = await queue.add_bulk(NewJob(OTP, job) for job in jobs)
 
     await smtp_sink.wait_for_count(8)
-    # Kill while the server holds a message: the one job in flight has no answer yet, so its
-    # message was never accepted, and every earlier job is done and recorded as done.
-    await eventually(lambda: _true(smtp_sink.holding), timeout_s=10, what="a held message")
+    # Kill while the server holds a message for long: the one job in flight has no answer yet,
+    # so its message is never accepted (the server sees the connection gone well before it
+    # would answer), and every earlier job is done and recorded as done.
+    smtp_sink.hold_s = 5
+    await eventually(lambda: _true(smtp_sink.holding_s == 5), timeout_s=10, what="a held message")
     assert await first.stop(signal.SIGKILL) == -signal.SIGKILL
     sent_before_restart = len(smtp_sink.received)
     assert sent_before_restart < len(jobs)
 
+    smtp_sink.hold_s = 0
     await start_worker(**env)
     await event_log.wait_for(ids, EventType.COMPLETED, timeout_s=120)
     for job in jobs:

@@ -73,19 +73,21 @@ def _done() -> asyncio.Future[object]:
 
 
 class States:
-    """A dict of job states whose writes become durable when ``durable`` is set."""
+    """A dict of job states; writes of the states in ``held`` become durable on ``release``."""
 
     def __init__(self) -> None:
         self.data: dict[str, dict[str, Any]] = {}
-        self.durable = asyncio.Event()
-        self.durable.set()
+        self.held: set[str] = set()
+        self.release = asyncio.Event()
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         return self.data.get(job_id)
 
     def set(self, job_id: str, state: dict[str, Any], partition: int) -> Awaitable[object]:
         self.data[job_id] = state
-        return asyncio.ensure_future(self.durable.wait())
+        if state["state"] in self.held:
+            return asyncio.ensure_future(self.release.wait())
+        return _done()
 
 
 def make_runner(sent: Recorder, states: States, handled: list[str]) -> JobRunner:
@@ -172,14 +174,26 @@ async def test_an_internal_error_on_a_record_is_dead_lettered_not_raised() -> No
 async def test_a_job_is_done_only_once_its_outcome_is_durable() -> None:
     sent, states, handled = Recorder(), States(), []
     runner = make_runner(sent, states, handled)
-    states.durable.clear()
+    states.held.add("completed")
     running = asyncio.create_task(runner.process(record(1, [("job-id", b"j")])))
     await asyncio.sleep(0.05)
     assert handled == ["j"]
     assert not running.done()  # the handler returned, but its state is not acked yet
-    states.durable.set()
+    states.release.set()
     assert await running == EventType.COMPLETED
     assert len(runner.done_window_ms) == 1
+
+
+async def test_no_side_effect_starts_before_the_job_is_known_active() -> None:
+    sent, states, handled = Recorder(), States(), []
+    runner = make_runner(sent, states, handled)
+    states.held.add("active")  # Kafka does not take the record
+    running = asyncio.create_task(runner.process(record(1, [("job-id", b"j")])))
+    await asyncio.sleep(0.05)
+    assert handled == []
+    states.release.set()
+    assert await running == EventType.COMPLETED
+    assert handled == ["j"]
 
 
 async def test_a_redelivered_finished_record_writes_its_terminal_record_again() -> None:
@@ -187,9 +201,11 @@ async def test_a_redelivered_finished_record_writes_its_terminal_record_again() 
     runner = make_runner(sent, states, handled)
     first = record(1, [("job-id", b"j")])
     assert await runner.process(first) == EventType.COMPLETED
-    # The same record again (a crash before the offset was committed): no second run, and the
-    # terminal record written again with the same event id.
+    # A rebalance replays it to the same worker: its terminal record is known to be written.
     assert await runner.process(first) == EventType.SKIPPED
+    # Its worker died before the offset was committed; another worker gets the record: no
+    # second run, and the terminal record written again with the same event id.
+    assert await make_runner(sent, states, handled).process(first) == EventType.SKIPPED
     # A duplicate add (another record of the same job): skipped, nothing written.
     assert await runner.process(record(2, [("job-id", b"j")])) == EventType.SKIPPED
     assert handled == ["j"]
