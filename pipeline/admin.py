@@ -29,7 +29,7 @@ async def kafka_answers(bootstrap_servers: str) -> bool:
         await client.close()
 
 
-async def wait_for_kafka(settings: Settings, max_pause_s: float = 30.0) -> None:
+async def wait_for_kafka(settings: Settings, max_pause_s: float = 5.0) -> None:
     """Return once Kafka answers; until then try again with a growing pause, one line each."""
     pause_s, tries = 1.0, 0
     while True:

@@ -13,9 +13,9 @@ import logging
 import time
 from collections.abc import Callable
 
-# Loggers whose records are summarised: the Kafka client and the stream framework. Our own code
-# logs each cause once per pause already, and a job's records must never be dropped.
-NOISY_LOGGERS = ("aiokafka", "faust", "mode")
+# Loggers whose records are summarised: the Kafka client, the stream framework, and our own
+# waits for Kafka (one line per record retried). A job's own records are never dropped.
+NOISY_LOGGERS = ("aiokafka", "faust", "mode", "pipeline.agents.runtime")
 
 
 class FloodFilter(logging.Filter):

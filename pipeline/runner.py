@@ -2,16 +2,22 @@
 the delay tiers, and dead letters. Free of Faust: the agents hand it records, a publisher and a
 state store, so it is tested directly.
 
-Decisions for a record, in order:
-1. Too large or no handler for its key: dead letter at once.
+Decisions for a record, in order (none raises: an unforeseen error dead-letters the record):
+1. Headers that cannot be read, a record too large (dead-lettered as a reference) or no
+   handler for its key: dead letter at once.
 2. Its job already completed or was dead-lettered, or it is an older copy of a job that has
-   moved on: skipped (a duplicate add or a redelivery), logged, nothing sent.
-3. Data fails the model: dead letter. Otherwise ``active``, the handler, then ``completed``.
-4. The handler raised: a ``PermanentJobError``, or the last attempt, goes to the dead-letter
-   topic; anything else waits in a delay tier and comes back as the next attempt. A handler
-   still running after the queue's job timeout is abandoned, recorded as ``stalled`` and
-   treated the same way. A record whose job is still ``active`` in the state table (its
-   worker died or lost the partition mid-job) is recorded as ``stalled`` and run again.
+   moved on: skipped (a duplicate add or a redelivery), logged, nothing sent; a redelivered
+   record of a job another worker finished writes its terminal record again (same event id).
+3. Data fails the model: dead letter. Otherwise ``active`` (waited for: no side effect starts
+   before Kafka has it), the handler, then ``completed``: the job is done once that state and
+   its lifecycle record are acked.
+4. The handler raised: a dependency that cannot be reached (``DependencyDown``) pauses the
+   queue (``pipeline.breaker``) and the job runs again when it is back, same attempt. A
+   ``PermanentJobError``, or the last attempt, goes to the dead-letter topic; anything else
+   waits in a delay tier and comes back as the next attempt. A handler still running after the
+   queue's job timeout is abandoned, recorded as ``stalled`` and treated the same way. A record
+   whose job is still ``active`` in the state table (its worker died or lost the partition
+   mid-job) is recorded as ``stalled`` and run again.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from pydantic import ValidationError
 
 from pipeline.breaker import CircuitBreaker
 from pipeline.delays import delay_tier_for
-from pipeline.envelope import JOB_ID, JobEnvelope
+from pipeline.envelope import JobEnvelope
 from pipeline.errors import (
     DependencyDown,
     InternalError,
@@ -45,7 +51,7 @@ from pipeline.errors import (
 )
 from pipeline.events import EventType, JobEvent, encode_event, now_ms
 from pipeline.jobs import JobContext, JobRegistry, JobType
-from pipeline.records import IncomingRecord, Publisher
+from pipeline.records import IncomingRecord, Publisher, dead_letter_of, record_id, record_size
 from pipeline.schemas.jobs import JobModel, QueueName
 
 logger = logging.getLogger(__name__)
@@ -94,16 +100,6 @@ def terminal_event_id(envelope: JobEnvelope, kind: EventType) -> str:
 
 def _same_record(state: dict[str, Any], record: IncomingRecord) -> bool:
     return bool(state["offset"] == record.offset and state["topic"] == record.topic)
-
-
-def record_id(record: IncomingRecord) -> str:
-    """A record's place, which names a job that carries no usable id of its own."""
-    return f"{record.topic}:{record.partition}:{record.offset}"
-
-
-def record_size(record: IncomingRecord) -> int:
-    """Bytes of a record's value and headers, as the broker counts them (roughly)."""
-    return len(record.value) + sum(len(k) + len(v) for k, v in record.headers)
 
 
 class JobRunner:
@@ -323,16 +319,16 @@ class JobRunner:
                 )
             return await self._retry(record, envelope, job_type, max_attempts, exc, secrets)
         returned = time.monotonic()
+        duration_ms = int((returned - started) * 1000)
         await self._finish(
             record,
             envelope,
             EventType.COMPLETED,
             max_attempts,
-            duration_ms=int((returned - started) * 1000),
+            duration_ms=duration_ms,
             result={k: redact(str(v), secrets) for k, v in (result or {}).items()},
         )
         self.done_window_ms.append((time.monotonic() - returned) * 1000)
-        duration_ms = int((returned - started) * 1000)
         logger.info(
             "job %s (%s) completed on attempt %d in %d ms",
             envelope.job_id,
@@ -471,32 +467,20 @@ class JobRunner:
         duration_ms: int | None = None,
     ) -> EventType:
         message = redact(str(exc) or type(exc).__name__, secrets)
-        reason_headers = [
-            ("dlq-reason", message.encode()),
-            ("dlq-error-class", type(exc).__name__.encode()),
-            ("dlq-attempts", str(envelope.attempt).encode()),
-            ("dlq-max-attempts", str(max_attempts).encode()),
-            ("dlq-original-topic", record.topic.encode()),
-            ("dlq-original-partition", str(record.partition).encode()),
-            ("dlq-original-offset", str(record.offset).encode()),
-            ("dlq-failed-at", str(now_ms()).encode()),
-        ]
-        value = record.value
-        original = [(k, v) for k, v in record.headers if not k.startswith("dlq-") and k != JOB_ID]
-        if record_size(record) > self._max_job_bytes:
-            # Too large to copy (the dead-letter topic may refuse it): a reference to the
-            # original, which stays on its topic until the topic's retention.
-            value, original = b"", []
-            reason_headers.append(("dlq-original-size", str(record_size(record)).encode()))
-        else:
-            given = dict(record.headers).get(JOB_ID)
-            if given is not None and given != envelope.job_id.encode():
-                original.append(("dlq-original-job-id", given))
+        value, headers = dead_letter_of(
+            record,
+            job_id=envelope.job_id,
+            max_bytes=self._max_job_bytes,
+            reasons={
+                "dlq-reason": message,
+                "dlq-error-class": type(exc).__name__,
+                "dlq-attempts": envelope.attempt,
+                "dlq-max-attempts": max_attempts,
+                "dlq-failed-at": now_ms(),
+            },
+        )
         await self._publisher.publish(
-            self._topics.dead_letter,
-            key=record.key,
-            value=value,
-            headers=[*original, (JOB_ID, envelope.job_id.encode()), *reason_headers],
+            self._topics.dead_letter, key=record.key, value=value, headers=headers
         )
         await self._emit(
             envelope,

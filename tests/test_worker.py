@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import signal
+import socket
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -23,6 +25,17 @@ StartWorker = Callable[..., Awaitable[WorkerProcess]]
 OTP = JobName.OTP_EMAIL_VERIFICATION
 
 
+def listening_on(port: int) -> set[str]:
+    """The IPv4 addresses a TCP socket listens on at ``port`` (from /proc/net/tcp)."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, _, hex_port = local.partition(":")
+        if state == "0A" and int(hex_port, 16) == port:
+            found.add(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
+    return found
+
+
 async def test_worker_creates_topics_joins_group_consumes_and_stops_cleanly(
     start_worker: StartWorker,
     producer: AIOKafkaProducer,
@@ -36,6 +49,9 @@ async def test_worker_creates_topics_joins_group_consumes_and_stops_cleanly(
     async def all_topics() -> dict[str, int] | None:
         counts = await partition_counts(kafka_admin, names)
         return counts if len(counts) == len(names) else None
+
+    # The web server listens on PIPELINE_WEB_HOST (127.0.0.1) only, not on every interface.
+    assert listening_on(int(worker.env["PIPELINE_WEB_PORT"])) == {"127.0.0.1"}
 
     counts = await eventually(all_topics, what="the worker to create its topics")
     assert counts == dict.fromkeys(names, 6)
