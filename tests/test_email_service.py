@@ -11,6 +11,7 @@ from pipeline.services.email import (
     PermanentEmailError,
     RenderedEmail,
     SmtpUnavailable,
+    SmtpUnreachable,
     render,
 )
 from pipeline.settings import Settings
@@ -73,7 +74,7 @@ async def test_a_deferred_recipient_and_a_down_server_are_transient(smtp_sink: S
     with pytest.raises(SmtpUnavailable, match="deferred"):
         await service.send(otp_email("later@example.com"))
     smtp_sink.stop()
-    with pytest.raises(SmtpUnavailable, match="unavailable"):
+    with pytest.raises(SmtpUnreachable, match="unreachable"):
         await service.send(otp_email("later@example.com"))
     smtp_sink.start()
     await service.send(otp_email("later@example.com"))

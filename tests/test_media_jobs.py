@@ -110,7 +110,7 @@ async def test_small_and_large_files_arrive_identical_with_progress_and_little_m
     assert growth_mib < 25
 
 
-async def test_storage_down_mid_upload_retries_and_leaves_no_parts_behind(
+async def test_storage_down_mid_upload_pauses_the_queue_and_leaves_no_parts_behind(
     start_worker: StartWorker,
     s3_server: S3Server,
     staging: Path,
@@ -126,14 +126,18 @@ async def test_storage_down_mid_upload_retries_and_leaves_no_parts_behind(
         )
     await event_log.wait_for([job_id], EventType.PROGRESS)
     s3_server.stop()
-    retrying = await event_log.wait_for([job_id], EventType.RETRYING)
+    # The store going away is an outage: the queue pauses and the upload keeps its attempt.
+    await event_log.wait_for([""], EventType.QUEUE_PAUSED)
     s3_server.start()
     done = await event_log.wait_for([job_id], EventType.COMPLETED, timeout_s=120)
+    await event_log.wait_for([""], EventType.QUEUE_RESUMED)
 
-    assert retrying[job_id].attempt == 1
-    assert done[job_id].attempt >= 2
-    failed = next(e for e in event_log.of(job_id) if e.type == EventType.FAILED)
-    assert failed.error_class == "StorageUnavailable"
+    assert done[job_id].attempt == 1
+    assert "failed" not in event_log.types(job_id)
+    [paused] = [e for e in event_log.of("") if e.type == EventType.QUEUE_PAUSED]
+    assert paused.queue == "media-upload"
+    assert paused.error_message is not None
+    assert "StorageUnreachable" in paused.error_message or "unreachable" in paused.error_message
     client = s3_server.client()
     assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     assert [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]] == [

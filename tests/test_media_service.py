@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from pipeline.schemas import MediaUploadJob
-from pipeline.services.media import MediaRejected, MediaService, StorageUnavailable
+from pipeline.services.media import MediaRejected, MediaService, StorageUnreachable
 from pipeline.settings import Settings
 from tests.s3 import S3Server
 
@@ -139,7 +139,7 @@ async def test_unsafe_or_unfit_jobs_are_refused_before_any_upload(
     assert s3_server.client().list_objects_v2(Bucket=bucket).get("KeyCount") == 0
 
 
-async def test_a_key_may_not_escape_its_prefix_and_a_down_store_is_transient(
+async def test_a_key_may_not_escape_its_prefix_and_a_down_store_is_unreachable(
     s3_server: S3Server, staging: Path, bucket: str
 ) -> None:
     (staging / "ok.png").write_bytes(PNG)
@@ -151,7 +151,7 @@ async def test_a_key_may_not_escape_its_prefix_and_a_down_store_is_transient(
             progress=Recorder(),
         )
     s3_server.stop()
-    with pytest.raises(StorageUnavailable):
+    with pytest.raises(StorageUnreachable):
         await media.upload(
             MediaUploadJob(source="ok.png", bucket=bucket, key="x.png"),
             job_id="job-6",

@@ -27,7 +27,7 @@ import aioboto3
 import aiohttp
 import filetype
 from aiobotocore.config import AioConfig
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedError
 from botocore.exceptions import ConnectionError as EndpointUnreachable
 
 from pipeline.errors import DependencyDown, PermanentJobError, TransientJobError
@@ -154,7 +154,13 @@ class MediaService:
             if status >= 500 or status in (408, 429) or code in ("SlowDown", "RequestTimeout"):
                 raise StorageUnavailable(f"object store answered {status} {code}") from exc
             raise MediaRejected(f"object store refused the upload: {status} {code}") from exc
-        except (EndpointUnreachable, aiohttp.ClientConnectorError) as exc:
+        except (
+            EndpointUnreachable,
+            ConnectionClosedError,
+            aiohttp.ClientConnectorError,
+            aiohttp.ServerDisconnectedError,
+        ) as exc:
+            # Refused, or gone mid-request: an outage of the store, not a fault of the job.
             raise StorageUnreachable(f"object store unreachable ({type(exc).__name__})") from exc
         except (TimeoutError, BotoCoreError, aiohttp.ClientError, OSError) as exc:
             if isinstance(exc, FileNotFoundError):
