@@ -331,6 +331,18 @@ async def test_a_dead_letter_is_listed_and_redriven_over_http(
             assert await response.json() == []
         async with http.post(f"{base}/dlq/email/{job_id}/redrive/") as response:
             assert response.status == 404
+
+        # The redriven job keeps its attempts and starts afresh: no old attempt or error.
+        async def state_after_redrive() -> dict[str, object] | None:
+            async with http.get(f"{base}/jobs/{job_id}/") as response:
+                state: dict[str, object] = await response.json()
+            return state if state.get("state") == "completed" else None
+
+        state = await eventually(state_after_redrive, what="the job's state after the redrive")
+        assert state["attempt"] == 1
+        assert state["max_attempts"] == 3
+        assert "last_error" not in state
+    assert [e.max_attempts for e in event_log.of(job_id) if e.type == EventType.ADDED] == [3, 3]
     assert len(smtp_sink.messages_to("later@example.com")) == 1
     assert event_log.types(job_id) == [
         "added", "active", "failed", "dead_lettered", "added", "active", "completed",
