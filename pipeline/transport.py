@@ -15,7 +15,7 @@ are skipped by the job-state table.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
@@ -39,11 +39,48 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
         ]
         if uncommitted:
             await consumer.seek_to_beginning(*uncommitted)
+        beginnings = await consumer.beginning_offsets(uncommitted) if uncommitted else {}
+        # Where each partition's records now start coming from, for Consumer._new_offset.
+        cast("Consumer", self.consumer).start_offsets.update(
+            {tp: offset or beginnings.get(tp, 0) for tp, offset in committed.items()}
+        )
         return committed
 
 
+def first_unacked(acked: list[int], gap_begins: list[int], start: int | None) -> bool:
+    """Whether the record at ``start`` (the offset a partition was last positioned at) is still
+    missing: neither acked nor in a known gap, while later ones are."""
+    if not acked or start is None:
+        return False
+    return min([*acked, *gap_begins]) > start
+
+
 class Consumer(driver.Consumer):
-    """The consumer, run by :class:`ConsumerThread`."""
+    """The consumer, run by :class:`ConsumerThread`, committing only offsets whose every
+    earlier record was processed.
+
+    Faust commits the first run of consecutive acked offsets, and only checks that the run
+    starts right after the committed offset when that offset is above 0, and then one record
+    late (``min(acked) - committed > 1``). When a rebalance drops fetched records while later
+    ones of the same partition are still being processed (a paused queue holds them), the later
+    ones are acked first, the commit jumps over the dropped ones, and they are never read again:
+    ``make chaos`` lost 5 of 2,000 jobs this way. Here a commit waits until the record at the
+    partition's start position (committed offset, or its beginning) is acked.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.start_offsets: dict[TP, int] = {}
+
+    def _new_offset(self, tp: TP) -> int | None:
+        start = self._committed_offset[tp]
+        if start is None:
+            start = self.start_offsets.get(tp)
+        gap_begins = [interval.begin for interval in self._gap[tp]]
+        if first_unacked(self._acked[tp], gap_begins, start):
+            return None
+        offset: int | None = super()._new_offset(tp)
+        return offset
 
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
