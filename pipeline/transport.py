@@ -15,7 +15,7 @@ are skipped by the job-state table.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
@@ -39,11 +39,6 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
         ]
         if uncommitted:
             await consumer.seek_to_beginning(*uncommitted)
-        beginnings = await consumer.beginning_offsets(uncommitted) if uncommitted else {}
-        # Where each partition's records now start coming from, for Consumer._new_offset.
-        cast("Consumer", self.consumer).start_offsets.update(
-            {tp: offset or beginnings.get(tp, 0) for tp, offset in committed.items()}
-        )
         return committed
 
 
@@ -59,23 +54,18 @@ class Consumer(driver.Consumer):
     """The consumer, run by :class:`ConsumerThread`, committing only offsets whose every
     earlier record was processed.
 
-    Faust commits the first run of consecutive acked offsets, and only checks that the run
-    starts right after the committed offset when that offset is above 0, and then one record
-    late (``min(acked) - committed > 1``). When a rebalance drops fetched records while later
-    ones of the same partition are still being processed (a paused queue holds them), the later
-    ones are acked first, the commit jumps over the dropped ones, and they are never read again:
-    ``make chaos`` lost 5 of 2,000 jobs this way. Here a commit waits until the record at the
-    partition's start position (committed offset, or its beginning) is acked.
+    Faust commits the first run of consecutive acked offsets, and checks that the run starts
+    right after the committed offset one record late (``min(acked) - committed > 1``). When a
+    rebalance drops fetched records while later ones of the same partition are still being
+    processed (a paused queue holds them), the later ones are acked first, the commit jumps over
+    the dropped ones, and they are never read again: ``make chaos`` lost 5 of 2,000 jobs this
+    way. Here a commit waits until the record at the committed offset is acked. A partition
+    nobody has committed yet keeps Faust's rule: recording where such a partition starts (its
+    beginning offsets, asked for while seeking) stalled the consumer in 3 of 7 kill tests.
     """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.start_offsets: dict[TP, int] = {}
 
     def _new_offset(self, tp: TP) -> int | None:
         start = self._committed_offset[tp]
-        if start is None:
-            start = self.start_offsets.get(tp)
         gap_begins = [interval.begin for interval in self._gap[tp]]
         if first_unacked(self._acked[tp], gap_begins, start):
             return None
