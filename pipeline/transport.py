@@ -42,35 +42,8 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
         return committed
 
 
-def first_unacked(acked: list[int], gap_begins: list[int], start: int | None) -> bool:
-    """Whether the record at ``start`` (the offset a partition was last positioned at) is still
-    missing: neither acked nor in a known gap, while later ones are."""
-    if not acked or start is None:
-        return False
-    return min([*acked, *gap_begins]) > start
-
-
 class Consumer(driver.Consumer):
-    """The consumer, run by :class:`ConsumerThread`, committing only offsets whose every
-    earlier record was processed.
-
-    Faust commits the first run of consecutive acked offsets, and checks that the run starts
-    right after the committed offset one record late (``min(acked) - committed > 1``). When a
-    rebalance drops fetched records while later ones of the same partition are still being
-    processed (a paused queue holds them), the later ones are acked first, the commit jumps over
-    the dropped ones, and they are never read again: ``make chaos`` lost 5 of 2,000 jobs this
-    way. Here a commit waits until the record at the committed offset is acked. A partition
-    nobody has committed yet keeps Faust's rule: recording where such a partition starts (its
-    beginning offsets, asked for while seeking) stalled the consumer in 3 of 7 kill tests.
-    """
-
-    def _new_offset(self, tp: TP) -> int | None:
-        start = self._committed_offset[tp]
-        gap_begins = [interval.begin for interval in self._gap[tp]]
-        if first_unacked(self._acked[tp], gap_begins, start):
-            return None
-        offset: int | None = super()._new_offset(tp)
-        return offset
+    """The consumer, run by :class:`ConsumerThread`."""
 
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
