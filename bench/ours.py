@@ -15,13 +15,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.support import VENV_BIN, child, free_port, peak_rss_bytes, percentile, wait_port
+from pipeline.catalog import JOB_EVENTS, QUEUES
 from pipeline.events import EventType, decode_event
 from pipeline.queues import EmailQueue, NewJob, Queue
 from pipeline.schemas import OtpEmailJob
 from pipeline.schemas.bench import NoopJob
 from pipeline.schemas.jobs import JobName, QueueName
 from pipeline.settings import Settings
-from pipeline.topics import JOB_EVENTS, QUEUES
 
 BATCH = 1000  # jobs per add_bulk call, as BullMQ's addBulk gets them
 

@@ -1,10 +1,22 @@
 """pipeline: background jobs on Apache Kafka, built with Faust.
 
-``faust -A pipeline worker`` finds the app as ``pipeline.app``. Importing this package builds the
-app and registers its agents and timers; it opens no connection and starts no thread.
+Importing the package loads nothing of the worker, so a service that only enqueues jobs
+(``pipeline.queues``) never loads Faust. ``faust -A pipeline worker`` asks for ``pipeline.app``:
+that first access builds the app and registers its agents, timers, CLI commands and web views;
+it opens no connection and starts no thread.
 """
 
-from pipeline import agents, cli, timers, web
-from pipeline.application import app
+from __future__ import annotations
 
-__all__ = ["agents", "app", "cli", "timers", "web"]
+import importlib
+from typing import Any
+
+__all__ = ["app"]
+
+
+def __getattr__(name: str) -> Any:
+    if name != "app":
+        raise AttributeError(f"module 'pipeline' has no attribute {name!r}")
+    for module in ("agents", "cli", "timers", "web"):
+        importlib.import_module(f"pipeline.{module}")
+    return importlib.import_module("pipeline.application").app

@@ -11,8 +11,8 @@ from aiokafka import AIOKafkaClient
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
+from pipeline.catalog import TopicSpec
 from pipeline.settings import Settings
-from pipeline.topics import TopicSpec
 
 logger = logging.getLogger(__name__)
 

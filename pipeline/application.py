@@ -7,6 +7,8 @@ from typing import Any
 import faust
 from faust.types import TransportT
 
+from pipeline.admin import ensure_topics, wait_for_kafka
+from pipeline.catalog import ALL_TOPICS
 from pipeline.settings import Settings
 from pipeline.transport import Transport
 
@@ -26,10 +28,6 @@ class PipelineApp(faust.App):
         consumer that subscribes to a topic that does not exist yet is given no partitions of
         it until its next metadata refresh (minutes). Changelogs too, before Faust's recovery
         looks for them."""
-        # Imported here: topics.py declares Faust topics on this very app.
-        from pipeline.admin import ensure_topics, wait_for_kafka
-        from pipeline.topics import ALL_TOPICS
-
         await wait_for_kafka(self.pipeline_settings)
         changelogs = {
             table.changelog_topic.get_topic_name(): table.partitions

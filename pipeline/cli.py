@@ -15,12 +15,12 @@ from faust.cli import AppCommand, argument, option
 from pydantic import ValidationError
 
 from pipeline.application import app, settings
+from pipeline.catalog import JOB_EVENTS
 from pipeline.errors import UnknownJobError
 from pipeline.events import EventDecodeError, decode_event
 from pipeline.queues import Queue
 from pipeline.runner import describe_validation_error
 from pipeline.schemas.jobs import QueueName
-from pipeline.topics import JOB_EVENTS
 
 
 def queue_class(name: str) -> type[Queue]:

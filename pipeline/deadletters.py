@@ -13,6 +13,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
+from pipeline.catalog import DEAD_LETTERS, JOB_EVENTS, QUEUES
 from pipeline.envelope import REDRIVE, JobEnvelope, partition_for
 from pipeline.errors import UnknownJobError
 from pipeline.events import EventType, JobEvent, encode_event, now_ms
@@ -20,7 +21,6 @@ from pipeline.handlers import registry
 from pipeline.records import Publisher
 from pipeline.schemas.jobs import QueueName
 from pipeline.settings import Settings
-from pipeline.topics import DEAD_LETTERS, JOB_EVENTS, QUEUES
 
 REDRIVEN = "dlq-redriven"
 

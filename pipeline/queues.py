@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Self
 from aiokafka import AIOKafkaProducer
 
 from pipeline.admin import ensure_topics
+from pipeline.catalog import DELAYS, JOB_EVENTS, QUEUES
 from pipeline.delays import delay_tier_for
 from pipeline.envelope import Headers, JobEnvelope, check_job_id, job_hash
 from pipeline.events import EventType, JobEvent, encode_event, now_ms
@@ -29,7 +30,6 @@ from pipeline.schemas.email import ForgotPasswordEmailJob, OtpEmailJob
 from pipeline.schemas.jobs import JobModel, JobName, QueueName
 from pipeline.schemas.media import MediaUploadJob
 from pipeline.settings import Settings
-from pipeline.topics import DELAYS, JOB_EVENTS, QUEUES
 
 # Job ids this process has added recently: a second add with the same id sends nothing (the
 # worker's job-state table catches duplicates from other processes).

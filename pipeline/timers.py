@@ -12,8 +12,8 @@ from croniter import croniter
 
 from pipeline.agents.runtime import FaustPublisher
 from pipeline.application import app, settings
+from pipeline.catalog import JOB_EVENTS
 from pipeline.cron import CronRunner, enqueue_daily_digest
-from pipeline.topics import JOB_EVENTS
 
 
 @cache

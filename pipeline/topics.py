@@ -1,71 +1,15 @@
-"""Every topic the project uses: its name, partitions and serializers, declared here only.
+"""The worker's Faust topics and tables, built from the specs in ``pipeline/catalog.py``.
 
-Topic names are ``settings.topic_prefix`` + the base name, so one cluster can hold several
-deployments (and tests can run side by side). Job records are kept as raw bytes on the Faust
-side: agents decode them themselves, so a malformed record becomes a dead letter instead of an
-error inside Faust's deserializer.
-
-Delayed records (retries, ``delay_s``) wait in delay tiers, one single-partition topic per
-fixed wait (see ``pipeline/delays.py``).
+Job records are kept as raw bytes on the Faust side: agents decode them themselves, so a
+malformed record becomes a dead letter instead of an error inside Faust's deserializer.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import faust
 
 from pipeline.application import app, settings
-from pipeline.schemas.jobs import QueueName
-from pipeline.settings import Settings
-
-
-@dataclass(frozen=True)
-class TopicSpec:
-    """What the project knows about one topic before any settings are applied."""
-
-    base_name: str
-    partitions: int | None = None  # None: settings.topic_partitions
-    description: str = ""
-
-    def name(self, settings: Settings) -> str:
-        """The topic's full name under ``settings``."""
-        return settings.topic_prefix + self.base_name
-
-    def partition_count(self, settings: Settings) -> int:
-        """Partitions the worker creates the topic with."""
-        return self.partitions or settings.topic_partitions
-
-
-EMAIL = TopicSpec("email", description="Email jobs; key = job name, value = the job's JSON.")
-MEDIA_UPLOAD = TopicSpec("media-upload", description="Media-upload jobs; key = job name.")
-BENCH = TopicSpec("bench", description="Noop jobs of the benchmark; key = job name.")
-JOB_EVENTS = TopicSpec(
-    "job-events", description="Lifecycle records (Avro single-object encoding); key = job id."
-)
-QUEUES: dict[QueueName, TopicSpec] = {
-    QueueName.EMAIL: EMAIL,
-    QueueName.MEDIA_UPLOAD: MEDIA_UPLOAD,
-    QueueName.BENCH: BENCH,
-}
-DEAD_LETTERS: dict[QueueName, TopicSpec] = {
-    queue: TopicSpec(
-        f"{queue.value}-dead-letter",
-        description=f"{queue.value} jobs that failed for good: the original record plus reasons.",
-    )
-    for queue in QueueName
-}
-DELAY_TIERS_S: tuple[int, ...] = (1, 5, 30, 120)
-DELAYS: dict[int, TopicSpec] = {
-    seconds: TopicSpec(f"delay-{seconds}s", partitions=1, description="Delayed job records.")
-    for seconds in DELAY_TIERS_S
-}
-ALL_TOPICS: tuple[TopicSpec, ...] = (
-    *QUEUES.values(),
-    JOB_EVENTS,
-    *DEAD_LETTERS.values(),
-    *DELAYS.values(),
-)
+from pipeline.catalog import DEAD_LETTERS, DELAYS, EMAIL, JOB_EVENTS, MEDIA_UPLOAD, TopicSpec
 
 
 def faust_topic(spec: TopicSpec) -> faust.TopicT:

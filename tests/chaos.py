@@ -44,11 +44,11 @@ import aiohttp
 from aiokafka import AIOKafkaProducer
 
 from pipeline.admin import delete_topics, ensure_topics
+from pipeline.catalog import ALL_TOPICS, JOB_EVENTS
 from pipeline.events import EventType
 from pipeline.queues import EmailQueue, NewJob
 from pipeline.schemas import JobName, OtpEmailJob
 from pipeline.settings import Settings
-from pipeline.topics import ALL_TOPICS, JOB_EVENTS
 from tests.brokers import KAFKA_SH, REPO
 from tests.hostile import hostile_records
 from tests.kafka_utils import EventLog, read_topic

@@ -12,8 +12,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from pipeline.admin import delete_topics, ensure_topics
+from pipeline.catalog import ALL_TOPICS, JOB_EVENTS
 from pipeline.settings import Settings
-from pipeline.topics import ALL_TOPICS, JOB_EVENTS
 from tests.brokers import Broker, BrokerUnavailable, provide_broker
 from tests.kafka_utils import EventLog
 from tests.s3 import S3Server

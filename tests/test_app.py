@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.catalog import EMAIL, JOB_EVENTS, MEDIA_UPLOAD, QUEUES
 from pipeline.settings import Settings
-from pipeline.topics import EMAIL, JOB_EVENTS, MEDIA_UPLOAD, QUEUES
 
 
 def test_importing_pipeline_opens_no_socket_starts_no_thread_and_writes_no_file(
@@ -43,6 +43,24 @@ def test_importing_pipeline_opens_no_socket_starts_no_thread_and_writes_no_file(
         [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_the_producer_side_loads_nothing_of_the_worker() -> None:
+    # A web service that only enqueues jobs imports pipeline.queues: it must not pay for (or
+    # break on) Faust, the S3 client or the agents.
+    probe = textwrap.dedent(
+        """
+        import sys
+        import pipeline.queues
+        worker = ("faust", "mode", "aioboto3", "botocore", "pipeline.application",
+                  "pipeline.topics", "pipeline.agents", "pipeline.runner",
+                  "pipeline.services.media")
+        print(sorted(m for m in sys.modules if m.startswith(worker)))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
 
 
 def test_settings_read_the_pipeline_prefix(monkeypatch: pytest.MonkeyPatch) -> None:

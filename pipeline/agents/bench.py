@@ -8,9 +8,10 @@ import faust
 
 from pipeline.agents.runtime import build_runner, incoming
 from pipeline.application import app, settings
+from pipeline.catalog import BENCH
 from pipeline.runner import JobRunner
 from pipeline.schemas.jobs import QueueName
-from pipeline.topics import BENCH, faust_topic
+from pipeline.topics import faust_topic
 
 if settings.bench_queue_enabled:
     # Declared only here: a worker that does not run the benchmark keeps no table for it.

@@ -8,8 +8,9 @@ import faust
 
 from pipeline.agents.runtime import FaustPublisher, incoming
 from pipeline.application import app, settings
+from pipeline.catalog import DELAYS, QUEUES
 from pipeline.delays import DelayForwarder
-from pipeline.topics import DELAYS, QUEUES, delay_topics
+from pipeline.topics import delay_topics
 
 
 @cache

@@ -12,6 +12,7 @@ import faust
 
 from pipeline.agents.runtime import runners
 from pipeline.application import app
+from pipeline.catalog import QUEUES
 from pipeline.events import EventDecodeError, EventType, JobEvent, decode_event
 from pipeline.metrics import WorkerMetrics
 from pipeline.monitoring import (
@@ -23,7 +24,7 @@ from pipeline.monitoring import (
     is_repeat,
     merge_latency,
 )
-from pipeline.topics import QUEUES, job_counts, job_events_topic, job_latency, job_status
+from pipeline.topics import job_counts, job_events_topic, job_latency, job_status
 
 logger = logging.getLogger(__name__)
 

@@ -13,13 +13,13 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from aiolimiter import AsyncLimiter
 
 from pipeline.application import app, settings
+from pipeline.catalog import DEAD_LETTERS, DELAYS, JOB_EVENTS
 from pipeline.envelope import Headers
 from pipeline.handlers import registry
 from pipeline.records import IncomingRecord
 from pipeline.runner import JobRunner, RunnerTopics
 from pipeline.schemas.jobs import QueueName
-from pipeline.services import Services
-from pipeline.topics import DEAD_LETTERS, DELAYS, JOB_EVENTS
+from pipeline.services.bundle import Services
 
 logger = logging.getLogger(__name__)
 
