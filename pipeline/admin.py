@@ -29,6 +29,22 @@ async def kafka_answers(bootstrap_servers: str) -> bool:
         await client.close()
 
 
+async def partition_counts(bootstrap_servers: str, names: Iterable[str]) -> dict[str, int]:
+    """Partitions of each of ``names`` that exists, as the broker's metadata says: the one
+    place partition counts are looked up (asking creates no topic)."""
+    client = AIOKafkaClient(bootstrap_servers=bootstrap_servers)
+    try:
+        await client.bootstrap()
+        cluster = await client.fetch_all_metadata()
+        return {
+            name: len(partitions)
+            for name in names
+            if (partitions := cluster.partitions_for_topic(name))
+        }
+    finally:
+        await client.close()
+
+
 async def wait_for_kafka(settings: Settings, max_pause_s: float = 5.0) -> None:
     """Return once Kafka answers; until then try again with a growing pause, one line each."""
     pause_s, tries = 1.0, 0

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
 
-from aiokafka import AIOKafkaConsumer
 from faust.cli import AppCommand, argument, option
 from pydantic import ValidationError
 
@@ -19,6 +17,7 @@ from pipeline.catalog import JOB_EVENTS
 from pipeline.errors import UnknownJobError
 from pipeline.events import EventDecodeError, decode_event
 from pipeline.queues import Queue
+from pipeline.reading import read_topic
 from pipeline.runner import describe_validation_error
 from pipeline.schemas.jobs import QueueName
 
@@ -73,24 +72,10 @@ async def enqueue(
 )
 async def events(self: AppCommand, follow: bool, job_id: str | None) -> None:
     """Print lifecycle records from the beginning of job-events, one JSON object a line."""
-    consumer = AIOKafkaConsumer(
-        JOB_EVENTS.name(settings),
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        while True:
-            batch = await consumer.getmany(timeout_ms=1000)
-            for records in batch.values():
-                for record in records:
-                    _print_record(record.value, job_id)
-            if not follow and not batch and await _caught_up(consumer):
-                return
-    finally:
-        await consumer.stop()
+    async for record in read_topic(
+        settings.kafka_bootstrap_servers, JOB_EVENTS.name(settings), follow=follow
+    ):
+        _print_record(record.value, job_id)
 
 
 def _print_record(value: bytes, job_id: str | None) -> None:
@@ -101,14 +86,3 @@ def _print_record(value: bytes, job_id: str | None) -> None:
         return
     if job_id is None or event.job_id == job_id:
         print(json.dumps(event.to_dict()), flush=True)
-
-
-async def _caught_up(consumer: AIOKafkaConsumer) -> bool:
-    assigned = consumer.assignment()
-    if not assigned:
-        return False
-    ends: dict[Any, int] = await consumer.end_offsets(list(assigned))
-    for partition, end in ends.items():
-        if await consumer.position(partition) < end:
-            return False
-    return True

@@ -11,42 +11,17 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
-
 from pipeline.catalog import DEAD_LETTERS, JOB_EVENTS, QUEUES
 from pipeline.envelope import REDRIVE, JobEnvelope, partition_for
 from pipeline.errors import UnknownJobError
 from pipeline.events import EventType, JobEvent, encode_event, now_ms
 from pipeline.handlers import registry
+from pipeline.reading import read_topic
 from pipeline.records import Publisher
 from pipeline.schemas.jobs import QueueName
 from pipeline.settings import Settings
 
 REDRIVEN = "dlq-redriven"
-
-
-async def _read_all(settings: Settings, topic: str) -> list[Any]:
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    records: list[Any] = []
-    try:
-        while True:
-            batch = await consumer.getmany(timeout_ms=500)
-            for part in batch.values():
-                records.extend(part)
-            assigned = consumer.assignment()
-            ends = await consumer.end_offsets(list(assigned)) if assigned else {}
-            positions = [await consumer.position(tp) for tp in ends]
-            if assigned and all(p >= ends[tp] for p, tp in zip(positions, ends, strict=True)):
-                return records
-    finally:
-        await consumer.stop()
 
 
 def _text(headers: dict[str, bytes], name: str) -> str | None:
@@ -57,7 +32,8 @@ def _text(headers: dict[str, bytes], name: str) -> str | None:
 async def latest_dead_letters(settings: Settings, queue: QueueName) -> dict[str, Any]:
     """The latest dead-letter record of each job still dead, by job id."""
     latest: dict[str, Any] = {}
-    for record in await _read_all(settings, DEAD_LETTERS[queue].name(settings)):
+    topic = DEAD_LETTERS[queue].name(settings)
+    async for record in read_topic(settings.kafka_bootstrap_servers, topic):
         headers = dict(record.headers)
         job_id = _text(headers, "job-id")
         if job_id is None:

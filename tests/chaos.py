@@ -339,9 +339,7 @@ class Run:
             {e.job_id for e in events.events if e.type == EventType.DEAD_LETTERED}
             & {f"chaos-{i}" for i in range(self.plan.jobs)}
         )
-        letters = await read_topic(
-            self.bootstrap, f"{self.prefix}email-dead-letter", timeout_ms=2000
-        )
+        letters = await read_topic(self.bootstrap, f"{self.prefix}email-dead-letter")
         places = {
             (int(h["dlq-original-partition"]), int(h["dlq-original-offset"]))
             for h in (dict(r.headers) for r in letters)

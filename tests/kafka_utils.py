@@ -11,6 +11,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 
+from pipeline import reading
 from pipeline.events import EventType, JobEvent, decode_event
 
 
@@ -26,15 +27,6 @@ async def eventually(
             return last
         await asyncio.sleep(0.2)
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})")
-
-
-async def partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
-    """Partitions of each of ``names`` that exists (a plain listing creates no topic)."""
-    existing = set(await admin.list_topics())
-    present = [name for name in names if name in existing]
-    if not present:
-        return {}
-    return {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics(present)}
 
 
 async def group_members(admin: AIOKafkaAdminClient, group_id: str) -> int:
@@ -98,19 +90,6 @@ class EventLog:
         return result
 
 
-async def read_topic(bootstrap: str, topic: str, timeout_ms: int = 3000) -> list[ConsumerRecord]:
-    """Every record currently in ``topic``."""
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
-    )
-    await consumer.start()
-    records: list[ConsumerRecord] = []
-    try:
-        while True:
-            batch = await consumer.getmany(timeout_ms=timeout_ms)
-            if not batch:
-                return records
-            for part in batch.values():
-                records.extend(part)
-    finally:
-        await consumer.stop()
+async def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record ``topic`` holds now."""
+    return [record async for record in reading.read_topic(bootstrap, topic)]

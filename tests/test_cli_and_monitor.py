@@ -76,14 +76,20 @@ async def test_enqueue_and_events_commands_and_the_monitor(
     )
     # The counts table's changelog holds the latest count of each key, per job-events partition.
     changelog = f"{app_id}-job-counts-changelog"
-    counts: dict[str, int] = {}
-    for record in await read_topic(kafka_bootstrap, changelog):
-        counts[json.loads(record.key)] = json.loads(record.value)
-    assert across_partitions(counts, operator.add) == {
+    expected = {
         "email/otp-email-verification/added": 1,
         "email/otp-email-verification/active": 1,
         "email/otp-email-verification/completed": 1,
     }
+
+    async def counted() -> bool:
+        # The table's changelog records go out right after the log line: wait for them.
+        counts: dict[str, int] = {}
+        for record in await read_topic(kafka_bootstrap, changelog):
+            counts[json.loads(record.key)] = json.loads(record.value)
+        return across_partitions(counts, operator.add) == expected
+
+    await eventually(counted, what="the counts in the changelog")
     assert "660066" not in worker.log_text()
 
     # The worker's web server answers for the job and the queues.
@@ -132,7 +138,7 @@ async def test_enqueue_refuses_invalid_data_and_publishes_nothing(
     )
     assert code != 0
     assert "no handler for job 'no-such-job'" in err
-    assert await read_topic(kafka_bootstrap, f"{pipeline_settings.topic_prefix}email", 1000) == []
+    assert await read_topic(kafka_bootstrap, f"{pipeline_settings.topic_prefix}email") == []
     assert event_log.events == []
 
 

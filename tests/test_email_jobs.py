@@ -373,5 +373,9 @@ async def test_a_finished_job_is_forgotten_after_the_retention(
     await worker.wait_for_log(r"forgot 1 finished jobs in email-job-state")
     # Tombstones, so compaction drops both states from the changelogs for good.
     for table in ("email-job-state", "job-status"):
-        records = await read_topic(kafka_bootstrap, f"{app_id}-{table}-changelog")
-        assert any(r.value is None and job_id.encode() in r.key for r in records), table
+
+        async def tombstoned(table: str = table) -> bool:
+            records = await read_topic(kafka_bootstrap, f"{app_id}-{table}-changelog")
+            return any(r.value is None and job_id.encode() in r.key for r in records)
+
+        await eventually(tombstoned, what=f"a tombstone in {table}")

@@ -11,11 +11,12 @@ import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from pipeline.admin import partition_counts
 from pipeline.events import EventType
 from pipeline.queues import EmailQueue, NewJob
 from pipeline.schemas import JobName, OtpEmailJob
 from pipeline.settings import Settings
-from tests.kafka_utils import EventLog, eventually, group_members, partition_counts
+from tests.kafka_utils import EventLog, eventually, group_members
 from tests.smtp import SmtpSink
 from tests.workers import WorkerProcess
 
@@ -40,6 +41,7 @@ async def test_worker_creates_topics_joins_group_consumes_and_stops_cleanly(
     start_worker: StartWorker,
     producer: AIOKafkaProducer,
     kafka_admin: AIOKafkaAdminClient,
+    kafka_bootstrap: str,
     topic_prefix: str,
     app_id: str,
 ) -> None:
@@ -47,7 +49,7 @@ async def test_worker_creates_topics_joins_group_consumes_and_stops_cleanly(
     names = [f"{topic_prefix}{base}" for base in ("email", "media-upload", "job-events")]
 
     async def all_topics() -> dict[str, int] | None:
-        counts = await partition_counts(kafka_admin, names)
+        counts = await partition_counts(kafka_bootstrap, names)
         return counts if len(counts) == len(names) else None
 
     # The web server listens on PIPELINE_WEB_HOST (127.0.0.1) only, not on every interface.
