@@ -1,6 +1,7 @@
 """The one mechanism around every handler: dedupe, limiter, lifecycle records, retries through
 the delay tiers, and dead letters. Free of Faust: the agents hand it records, a publisher and a
-state store, so it is tested directly.
+state store, so it is tested directly. What a record means and where a failure goes are decided by
+the pure functions of ``pipeline.decisions``; this class sequences the sends they call for.
 
 Decisions for a record, in order (none raises: an unforeseen error dead-letters the record):
 1. Headers that cannot be read, a record too large (dead-lettered as a reference) or no
@@ -38,7 +39,14 @@ from aiolimiter import AsyncLimiter
 from pydantic import ValidationError
 
 from pipeline.breaker import CircuitBreaker
-from pipeline.delays import delay_tier_for
+from pipeline.decisions import (
+    TERMINAL_EVENTS,
+    Admission,
+    DeadLetter,
+    RetryLater,
+    admit,
+    route_failure,
+)
 from pipeline.envelope import JobEnvelope
 from pipeline.errors import (
     DependencyDown,
@@ -88,18 +96,13 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 
 FINISHED_REMEMBERED = 100_000
-TERMINAL_EVENTS = frozenset((EventType.COMPLETED, EventType.DEAD_LETTERED))
-TERMINAL = frozenset(kind.value for kind in TERMINAL_EVENTS)
+SKIPPED = frozenset((Admission.SKIP_REPEAT, Admission.SKIP_STALE, Admission.REWRITE_TERMINAL))
 
 
 def terminal_event_id(envelope: JobEnvelope, kind: EventType) -> str:
     """The event id of a job's terminal record: the same every time it is written."""
     name = f"{envelope.job_id}\x00{envelope.redrive}\x00{envelope.attempt}\x00{kind.value}"
     return hashlib.blake2b(name.encode(), digest_size=16).hexdigest()
-
-
-def _same_record(state: dict[str, Any], record: IncomingRecord) -> bool:
-    return bool(state["offset"] == record.offset and state["topic"] == record.topic)
 
 
 class JobRunner:
@@ -190,34 +193,29 @@ class JobRunner:
             return await self._dead_letter(record, envelope, envelope.max_attempts or 1, exc, [])
         max_attempts = envelope.max_attempts or job_type.retry.attempts
         state = self._states.get(envelope.job_id)
-        if envelope.job_id in self._in_flight or not self._should_run(envelope, record, state):
-            redelivered = state is not None and _same_record(state, record)
+        admission = admit(
+            envelope,
+            state,
+            topic=record.topic,
+            offset=record.offset,
+            in_flight=envelope.job_id in self._in_flight,
+            finished_here=envelope.job_id in self._finished,
+        )
+        if admission in SKIPPED:
             logger.info(
                 "job %s (%s, attempt %d) skipped: %s",
                 envelope.job_id,
                 envelope.job_name,
                 envelope.attempt,
-                "its record came again" if redelivered else "it already ran or moved on",
+                "it already ran or moved on"
+                if admission is Admission.SKIP_STALE
+                else "its record came again",
             )
-            if (
-                redelivered
-                and state is not None
-                and state["state"] in TERMINAL
-                and envelope.job_id not in self._finished
-            ):
-                # The worker that finished it may have died before its terminal record was
-                # written: write it again, with the same event id, so every job that ran has one.
-                # (A job this runner finished had its record acked: a rebalance's replay.)
+            if admission is Admission.REWRITE_TERMINAL and state is not None:
                 kind = EventType(state["state"])
                 await (await self._emit(envelope, kind, max_attempts, **state.get("outcome", {})))
             return EventType.SKIPPED
-        if (
-            state is not None
-            and state["state"] == "active"
-            and int(state.get("redrive", 0)) == envelope.redrive
-        ):
-            # Its worker died, or lost the partition, mid-job (BullMQ's "stalled"): the same
-            # attempt runs again here.
+        if admission is Admission.RUN_STALLED:
             logger.warning(
                 "job %s (%s, attempt %d) was interrupted mid-run; running it again",
                 envelope.job_id,
@@ -230,23 +228,6 @@ class JobRunner:
             return await self._run(record, envelope, job_type, max_attempts)
         finally:
             self._in_flight.discard(envelope.job_id)
-
-    @staticmethod
-    def _should_run(
-        envelope: JobEnvelope, record: IncomingRecord, state: dict[str, Any] | None
-    ) -> bool:
-        if state is None:
-            return True
-        generation = int(state.get("redrive", 0))
-        if envelope.redrive != generation:
-            # A redrive starts the job afresh; copies from before it are stale.
-            return envelope.redrive > generation
-        if state["state"] == "active":
-            # The same record again means the worker died mid-job: run it again.
-            return _same_record(state, record)
-        if state["state"] == "retrying":
-            return envelope.attempt > int(state["attempt"])
-        return False  # completed or dead-lettered
 
     def _set_state(
         self, envelope: JobEnvelope, state: str, record: IncomingRecord, **outcome: Any
@@ -313,11 +294,18 @@ class JobRunner:
             raise
         except Exception as exc:
             duration_ms = int((time.monotonic() - started) * 1000)
-            if isinstance(exc, PermanentJobError) or envelope.attempt >= max_attempts:
+            route = route_failure(
+                exc,
+                attempt=envelope.attempt,
+                max_attempts=max_attempts,
+                policy=job_type.retry,
+                tiers_s=list(self._topics.delays),
+            )
+            if isinstance(route, DeadLetter):
                 return await self._dead_letter(
                     record, envelope, max_attempts, exc, secrets, duration_ms
                 )
-            return await self._retry(record, envelope, job_type, max_attempts, exc, secrets)
+            return await self._retry(record, envelope, route, max_attempts, exc, secrets)
         returned = time.monotonic()
         duration_ms = int((returned - started) * 1000)
         await self._finish(
@@ -418,17 +406,16 @@ class JobRunner:
         self,
         record: IncomingRecord,
         envelope: JobEnvelope,
-        job_type: JobType[Any],
+        route: RetryLater,
         max_attempts: int,
         exc: Exception,
         secrets: list[str],
     ) -> EventType:
-        delay_s = job_type.retry.delay_s(envelope.attempt)
+        delay_s = route.delay_s
         due_at_ms = now_ms() + int(delay_s * 1000)
-        tier = delay_tier_for(delay_s, list(self._topics.delays))
         following = replace(envelope.next_attempt(), due_at_ms=due_at_ms, target_topic=record.topic)
         await self._publisher.publish(
-            self._topics.delays[tier],
+            self._topics.delays[route.tier_s],
             key=record.key,
             value=record.value,
             headers=following.headers(),
