@@ -45,17 +45,16 @@ def admit(
     *,
     topic: str,
     offset: int,
-    in_flight: bool,
     finished_here: bool,
 ) -> Admission:
     """Decide what the record at ``topic``/``offset`` means for its job.
 
-    ``state`` is the job's latest state in the table; ``in_flight``: this runner is running the
-    job right now; ``finished_here``: this runner took the job to its terminal state and its
+    ``state`` is the job's latest state in the table (the runner decides no copy of a job while
+    it runs that job); ``finished_here``: this runner took the job to its terminal state and its
     terminal record is acked (so a repeat is a rebalance's replay, not a crash's).
     """
     same_record = state is not None and state["offset"] == offset and state["topic"] == topic
-    if in_flight or not _should_run(envelope, state, same_record):
+    if not _should_run(envelope, state, same_record):
         if same_record and state is not None and state["state"] in TERMINAL_STATES:
             return Admission.SKIP_REPEAT if finished_here else Admission.REWRITE_TERMINAL
         return Admission.SKIP_REPEAT if same_record else Admission.SKIP_STALE

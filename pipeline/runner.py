@@ -136,7 +136,8 @@ class JobRunner:
         self.breaker = CircuitBreaker(
             max_pause_s=breaker_max_pause_s, on_change=self._breaker_changed
         )
-        self._in_flight: set[str] = set()
+        # Jobs running now, each with the event set when its run is over.
+        self._in_flight: dict[str, asyncio.Event] = {}
         # Jobs this runner took to a terminal state, whose terminal records are acked.
         self._finished: OrderedDict[str, None] = OrderedDict()
         # Milliseconds from a handler's return to its outcome being durable: the window in which
@@ -192,13 +193,19 @@ class JobRunner:
         except PermanentJobError as exc:
             return await self._dead_letter(record, envelope, envelope.max_attempts or 1, exc, [])
         max_attempts = envelope.max_attempts or job_type.retry.attempts
+        running = self._in_flight.get(envelope.job_id)
+        while running is not None:
+            # A copy of a job this runner is running (a rebalance delivered its record again):
+            # decide once that run is over. Skipping now would let this copy's offset be
+            # committed while the job runs, and a crash meanwhile would then lose the job.
+            await running.wait()
+            running = self._in_flight.get(envelope.job_id)
         state = self._states.get(envelope.job_id)
         admission = admit(
             envelope,
             state,
             topic=record.topic,
             offset=record.offset,
-            in_flight=envelope.job_id in self._in_flight,
             finished_here=envelope.job_id in self._finished,
         )
         if admission in SKIPPED:
@@ -215,19 +222,21 @@ class JobRunner:
                 kind = EventType(state["state"])
                 await (await self._emit(envelope, kind, max_attempts, **state.get("outcome", {})))
             return EventType.SKIPPED
-        if admission is Admission.RUN_STALLED:
-            logger.warning(
-                "job %s (%s, attempt %d) was interrupted mid-run; running it again",
-                envelope.job_id,
-                envelope.job_name,
-                envelope.attempt,
-            )
-            await self._emit(envelope, EventType.STALLED, max_attempts)
-        self._in_flight.add(envelope.job_id)
+        # Registered before the first await, so a copy that arrives meanwhile waits for it.
+        done = self._in_flight[envelope.job_id] = asyncio.Event()
         try:
+            if admission is Admission.RUN_STALLED:
+                logger.warning(
+                    "job %s (%s, attempt %d) was interrupted mid-run; running it again",
+                    envelope.job_id,
+                    envelope.job_name,
+                    envelope.attempt,
+                )
+                await self._emit(envelope, EventType.STALLED, max_attempts)
             return await self._run(record, envelope, job_type, max_attempts)
         finally:
-            self._in_flight.discard(envelope.job_id)
+            del self._in_flight[envelope.job_id]
+            done.set()
 
     def _set_state(
         self, envelope: JobEnvelope, state: str, record: IncomingRecord, **outcome: Any

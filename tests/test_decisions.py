@@ -27,48 +27,43 @@ def state(
 
 
 @pytest.mark.parametrize(
-    ("env", "latest", "in_flight", "finished_here", "expected"),
+    ("env", "latest", "finished_here", "expected"),
     [
         # A job never seen runs.
-        (envelope(), None, False, False, Admission.RUN),
-        # Its own record again while this runner runs it (a rebalance's replay): skipped.
-        (envelope(), state("active"), True, False, Admission.SKIP_REPEAT),
+        (envelope(), None, False, Admission.RUN),
         # Active on this very record, nobody running it: its worker died mid-job.
-        (envelope(), state("active"), False, False, Admission.RUN_STALLED),
+        (envelope(), state("active"), False, Admission.RUN_STALLED),
         # Active on another record (a second add of the same id): a duplicate.
-        (envelope(), state("active", offset=3), False, False, Admission.SKIP_STALE),
+        (envelope(), state("active", offset=3), False, Admission.SKIP_STALE),
         # Finished on this record by another worker, which may have died before its terminal
         # record was written: write it again. Finished here (its record is acked): just skip.
-        (envelope(), state("completed"), False, False, Admission.REWRITE_TERMINAL),
-        (envelope(), state("completed"), False, True, Admission.SKIP_REPEAT),
-        (envelope(), state("dead_lettered"), False, False, Admission.REWRITE_TERMINAL),
+        (envelope(), state("completed"), False, Admission.REWRITE_TERMINAL),
+        (envelope(), state("completed"), True, Admission.SKIP_REPEAT),
+        (envelope(), state("dead_lettered"), False, Admission.REWRITE_TERMINAL),
         # Finished, and a later add of the same id comes: a duplicate.
-        (envelope(), state("completed", offset=3), False, False, Admission.SKIP_STALE),
+        (envelope(), state("completed", offset=3), False, Admission.SKIP_STALE),
         # Retrying: the next attempt runs, an older copy does not.
-        (envelope(attempt=2), state("retrying"), False, False, Admission.RUN),
-        (envelope(attempt=1), state("retrying", offset=3), False, False, Admission.SKIP_STALE),
+        (envelope(attempt=2), state("retrying"), False, Admission.RUN),
+        (envelope(attempt=1), state("retrying", offset=3), False, Admission.SKIP_STALE),
         # A redrive runs afresh, even after the job finished; a copy from before it is stale.
-        (envelope(redrive=1), state("dead_lettered", attempt=3), False, False, Admission.RUN),
-        (envelope(), state("completed", redrive=1, offset=3), False, False, Admission.SKIP_STALE),
+        (envelope(redrive=1), state("dead_lettered", attempt=3), False, Admission.RUN),
+        (envelope(), state("completed", redrive=1, offset=3), False, Admission.SKIP_STALE),
         # A redriven copy finds its own generation active on another record: that is a
         # redrive started elsewhere (active, same generation), so stalled only on its record.
-        (envelope(redrive=1), state("active", redrive=1), False, False, Admission.RUN_STALLED),
+        (envelope(redrive=1), state("active", redrive=1), False, Admission.RUN_STALLED),
         # Active from an older generation: the redrive runs without a stalled record.
-        (envelope(redrive=1), state("active", offset=3), False, False, Admission.RUN),
+        (envelope(redrive=1), state("active", offset=3), False, Admission.RUN),
         # The same offset on another topic (a delay tier) is another record.
-        (envelope(), state("completed", topic="delay-1s"), False, False, Admission.SKIP_STALE),
+        (envelope(), state("completed", topic="delay-1s"), False, Admission.SKIP_STALE),
     ],
 )
 def test_what_a_record_means(
     env: JobEnvelope,
     latest: dict[str, Any] | None,
-    in_flight: bool,
     finished_here: bool,
     expected: Admission,
 ) -> None:
-    decided = admit(
-        env, latest, topic=TOPIC, offset=HERE, in_flight=in_flight, finished_here=finished_here
-    )
+    decided = admit(env, latest, topic=TOPIC, offset=HERE, finished_here=finished_here)
     assert decided is expected
 
 

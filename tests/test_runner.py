@@ -196,6 +196,24 @@ async def test_no_side_effect_starts_before_the_job_is_known_active() -> None:
     assert handled == ["j"]
 
 
+async def test_a_copy_of_a_running_job_is_decided_only_once_the_run_is_over() -> None:
+    # Concurrency above one: a rebalance delivers the record of a running job again. The copy
+    # must not be skipped (and its offset committed) while the job runs: a crash meanwhile
+    # would lose the job. It waits, then is skipped; the handler runs once.
+    sent, states, handled = Recorder(), States(), []
+    runner = make_runner(sent, states, handled)
+    states.held.add("completed")
+    original = asyncio.create_task(runner.process(record(1, [("job-id", b"j")])))
+    await asyncio.sleep(0.05)
+    copy = asyncio.create_task(runner.process(record(1, [("job-id", b"j")])))
+    await asyncio.sleep(0.05)
+    assert not copy.done()
+    states.release.set()
+    assert await original == EventType.COMPLETED
+    assert await copy == EventType.SKIPPED
+    assert handled == ["j"]
+
+
 async def test_a_redelivered_finished_record_writes_its_terminal_record_again() -> None:
     sent, states, handled = Recorder(), States(), []
     runner = make_runner(sent, states, handled)
