@@ -9,8 +9,8 @@ from faust.types import TransportT
 
 from pipeline.admin import ensure_topics, wait_for_kafka
 from pipeline.catalog import ALL_TOPICS
+from pipeline.compat.transport import Transport
 from pipeline.settings import Settings
-from pipeline.transport import Transport
 
 
 class PipelineApp(faust.App):

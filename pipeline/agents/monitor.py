@@ -13,6 +13,7 @@ import faust
 from pipeline.agents.runtime import runners
 from pipeline.application import app
 from pipeline.catalog import QUEUES
+from pipeline.compat import tables
 from pipeline.events import EventDecodeError, EventType, JobEvent, decode_event
 from pipeline.metrics import WorkerMetrics
 from pipeline.monitoring import (
@@ -72,8 +73,7 @@ def _write(table: Any, partition: int, key: Any, value: Any) -> None:
     Faust would put the changelog record in the partition of the stream's current event, which
     in a batch is only the batch's last record.
     """
-    table.data[key] = value
-    table.send_changelog(partition, key, value)
+    tables.write(table, key, value, partition)
 
 
 @app.agent(job_events_topic)

@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from pipeline.application import app, settings
+from pipeline.compat import tables
 from pipeline.envelope import job_hash
 from pipeline.events import now_ms
 from pipeline.retention import expired, sweep_interval_s
@@ -39,14 +40,13 @@ async def forget_finished_jobs() -> None:
         changelog = table.changelog_topic.get_topic_name()
         owned = {tp.partition for tp in actives if tp.topic == changelog}
         forgotten = 0
-        for key in expired(list(table.data.items()), before_ms):
+        for key in expired(tables.items(table), before_ms):
             job_id = key.decode() if isinstance(key, bytes) else key
             # Tables are keyed by job id and partitioned like their source topic, by its hash.
             partition = job_hash(job_id) % table.partitions
             if partition not in owned:
                 continue  # a copy left from a partition this worker no longer owns
-            table.data.pop(key, None)
-            table.send_changelog(partition, key, None, value_serializer="raw")
+            tables.delete(table, key, partition)
             forgotten += 1
         if forgotten:
             logger.info("forgot %d finished jobs in %s", forgotten, table.name)

@@ -14,6 +14,7 @@ from aiolimiter import AsyncLimiter
 
 from pipeline.application import app, settings
 from pipeline.catalog import DEAD_LETTERS, DELAYS, JOB_EVENTS
+from pipeline.compat import tables
 from pipeline.envelope import Headers
 from pipeline.handlers import registry
 from pipeline.records import IncomingRecord
@@ -51,7 +52,7 @@ async def until_written(
 
 
 class FaustPublisher:
-    """Publishes through the worker's own producer (idempotent, acks=all: see transport.py).
+    """Publishes through the worker's own producer (idempotent, acks=all: see compat/transport.py).
 
     A send that fails because Kafka cannot be reached is sent again after a growing pause, for
     as long as it takes: a broker outage holds the job where it is instead of failing it, and
@@ -107,9 +108,9 @@ class TableStateStore:
         0.1 s for the producer buffer to drain, so an offset could be committed (or the job
         reported done) ahead of the state that makes its redelivery a no-op.
         """
-        self._table.data[job_id] = state
-        resend = partial(self._table.send_changelog, partition, job_id, state)
-        return asyncio.ensure_future(until_written(resend, self._table.name, first=resend()))
+        first = tables.write(self._table, job_id, state, partition)
+        resend = partial(tables.send, self._table, job_id, state, partition)
+        return asyncio.ensure_future(until_written(resend, self._table.name, first=first))
 
 
 @cache
