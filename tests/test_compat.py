@@ -6,9 +6,12 @@ from __future__ import annotations
 import inspect
 
 import faust
+import pytest
 from faust.tables.base import Collection
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as driver
+
+from pipeline.compat.transport import Consumer, first_unacked, head_dropped
 
 
 def test_the_faust_internals_the_patches_use_are_still_there() -> None:
@@ -30,3 +33,41 @@ def test_the_table_internals_compat_tables_uses_are_still_there() -> None:
     table = app.Table("probe", default=None)
     table.data["k"] = 1
     assert dict(table.data.items()) == {"k": 1}
+
+
+@pytest.mark.parametrize(
+    ("acked", "gaps", "start", "missing"),
+    [
+        ([], [], 5, False),  # nothing acked: nothing to commit anyway
+        ([5, 6, 7], [], 5, False),  # the record at the committed offset is done
+        ([6, 7], [], 5, True),  # it was dropped: no commit may pass it
+        ([6, 7], [5], 5, False),  # a known gap (no record there)
+        ([6, 7], [], None, False),  # never committed: Faust's own rule
+    ],
+)
+def test_a_commit_waits_for_the_record_at_the_committed_offset(
+    acked: list[int], gaps: list[int], start: int | None, missing: bool
+) -> None:
+    assert first_unacked(acked, gaps, start) is missing
+
+
+@pytest.mark.parametrize(
+    ("start", "position", "acked", "in_flight", "dropped"),
+    [
+        (2, 7, False, False, True),  # fetched, not done, not held: read it again
+        (2, 7, True, False, False),  # done: the commit moves on
+        (2, 7, False, True, False),  # an agent holds it (or a later record)
+        (2, 2, False, False, False),  # not fetched yet
+        (None, 7, False, False, False),  # nothing to compare with
+        (2, None, False, False, False),  # position unknown (a reset in progress)
+    ],
+)
+def test_records_fetched_but_never_handed_out_are_read_again(
+    start: int | None, position: int | None, acked: bool, in_flight: bool, dropped: bool
+) -> None:
+    assert head_dropped(start, position, acked, in_flight) is dropped
+
+
+def test_the_consumer_runs_the_re_read_check() -> None:
+    tasks = Consumer._tasks or {}
+    assert "_read_dropped_again" in tasks[f"{Consumer.__module__}.{Consumer.__qualname__}"]
