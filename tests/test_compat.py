@@ -19,6 +19,12 @@ def test_the_faust_internals_the_patches_use_are_still_there() -> None:
     # open problems): a change here is worth reading before an upgrade.
     new_offset = inspect.getsource(faust_consumer.Consumer._new_offset)
     assert "min(acked) - committed_offset > 1" in new_offset
+    # Streams skip, and ack, a message taken during a rebalance: Consumer.ack refuses those.
+    stream_iter = inspect.getsource(faust.Stream._py_aiter)
+    assert "message.generation_id != self.app.consumer_generation_id" in stream_iter
+    assert "value = skipped_value" in stream_iter
+    assert list(inspect.signature(faust_consumer.Consumer.ack).parameters) == ["self", "message"]
+    assert "self._acked_index = defaultdict(set)" in inspect.getsource(faust_consumer.Consumer)
     assert hasattr(driver.AIOKafkaConsumerThread, "_ensure_consumer")
     assert hasattr(driver.Producer, "_settings_extra")
     assert hasattr(driver.Consumer, "_new_consumer_thread")

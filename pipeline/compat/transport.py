@@ -22,8 +22,9 @@ from typing import Any, ClassVar
 
 from aiokafka.errors import KafkaError
 from faust.transport.drivers import aiokafka as driver
-from faust.types import TP
+from faust.types import TP, Message
 from mode import Service
+from mode.utils.futures import notify
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +119,24 @@ class Consumer(driver.Consumer):
         ]
         if uncommitted:
             self._beginnings.update(await self.earliest_offsets(*uncommitted))
+
+    def ack(self, message: Message) -> bool:
+        """Record ``message`` as processed, unless it was taken while a rebalance is under way.
+
+        Faust's streams skip a message taken while flow control is suspended or from an older
+        consumer generation, and ack it "so the lag does not grow": such a record was never
+        run, yet its offset could be committed. Here it stays unacked; the re-read check reads
+        it again once the rebalance is over.
+        """
+        if (
+            not self.app.flow_control.is_active()
+            or message.generation_id != self.app.consumer_generation_id
+        ):
+            self._unacked_messages.discard(message)
+            notify(self._waiting_for_ack)  # a rebalance waits for in-flight messages to end
+            return False
+        acked: bool = super().ack(message)
+        return acked
 
     def _start(self, tp: TP) -> int | None:
         committed = self._committed_offset.get(tp)
