@@ -1,7 +1,6 @@
-"""Faust's aiokafka transport, with an idempotent producer and three fixes for records Faust can
-lose around a rebalance: seeking back to committed offsets also rewinds partitions that have no
-committed offset yet (below), a commit waits for the record at the committed offset, and records
-fetched but never handed to an agent are read again (both on :class:`Consumer`).
+"""Faust's aiokafka transport, with an idempotent producer and fixes for records Faust can lose
+around a rebalance: seeking back to committed offsets also rewinds partitions that have no
+committed offset yet (below), and :class:`Consumer` closes four more ways.
 
 Faust seeks every assigned partition back to its committed offset whenever it drops records it
 had fetched: when records arrive while a rebalance has paused the flow, and after every
@@ -50,12 +49,12 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
         return committed
 
 
-def first_unacked(acked: list[int], gap_begins: list[int], start: int | None) -> bool:
-    """Whether the record at ``start`` (the partition's committed offset) is still missing:
-    neither acked nor in a known gap, while later ones are."""
+def first_unacked(acked: list[int], start: int | None) -> bool:
+    """Whether the record at ``start`` (the partition's committed offset) is still missing, while
+    later ones are acked."""
     if not acked or start is None:
         return False
-    return min([*acked, *gap_begins]) > start
+    return min(acked) > start
 
 
 def head_dropped(start: int | None, position: int | None, acked: bool, in_flight: bool) -> bool:
@@ -148,8 +147,7 @@ class Consumer(driver.Consumer):
         return committed if committed is not None else self._beginnings.get(tp)
 
     def _new_offset(self, tp: TP) -> int | None:
-        gap_begins = [interval.begin for interval in self._gap[tp]]
-        if first_unacked(self._acked[tp], gap_begins, self._start(tp)):
+        if first_unacked(self._acked[tp], self._start(tp)):
             return None
         offset: int | None = super()._new_offset(tp)
         return offset
@@ -175,7 +173,7 @@ class Consumer(driver.Consumer):
             if self._suspected.get(tp) != (start, position):
                 suspected[tp] = (start, position)
                 continue
-            # Info, not a warning: it follows most rebalances, and costs a few skipped records.
+            # Info, not a warning: a rebalance can cause it, and it costs a few skipped records.
             logger.info(
                 "reading %s:%d again from offset %d: records fetched around a rebalance never "
                 "reached an agent",
