@@ -8,8 +8,8 @@ server accepted, and prints:
 
 - lost: good jobs never sent; duplicated: sent more than once, each with the time from the
   first copy's acceptance to the kill that repeated it. A duplicate is inside the stated
-  window when the killed worker had not recorded the job done (its log line "job ...
-  completed", written once the outcome is acked, is missing); any other fails the run;
+  window unless the server accepted a copy after some worker had recorded the job done (its
+  log line "job ... completed", written once the outcome is acked); such a copy fails the run;
 - dead-lettered good jobs (an outage must not burn attempts) and hostile records that are not
   on the dead-letter topic;
 - agent crashes and worker exits nobody asked for; secrets leaked into logs or job-events;
@@ -37,6 +37,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -82,7 +83,7 @@ class Figures:
     delivered: int = 0
     lost: list[str] = field(default_factory=list)
     duplicates: dict[str, float | None] = field(default_factory=dict)  # job -> accept-to-kill ms
-    done_before_kill: set[str] = field(default_factory=set)  # recorded done by a killed worker
+    sent_after_done: set[str] = field(default_factory=set)  # a copy accepted after "completed"
     dead_lettered: list[str] = field(default_factory=list)
     hostile_sent: int = 0
     hostile_missing: list[str] = field(default_factory=list)
@@ -97,9 +98,10 @@ class Figures:
     elapsed_s: float = 0.0
 
     def outside_window(self) -> dict[str, float | None]:
-        """Duplicates of jobs that were recorded done before the kill: the window is only
-        from the server's acceptance to that record."""
-        return {j: ms for j, ms in self.duplicates.items() if j in self.done_before_kill}
+        """Duplicates with a copy sent after the job was recorded done: the window is only from
+        the server's acceptance to that record. (Which worker recorded it does not matter: a
+        job re-run by a worker killed later is still a duplicate of the first kill's window.)"""
+        return {j: ms for j, ms in self.duplicates.items() if j in self.sent_after_done}
 
     def failures(self) -> list[str]:
         """Why the run fails the guarantee; empty when it holds."""
@@ -350,12 +352,21 @@ class Run:
         ]
         secrets = [self.otp(i).otp.get_secret_value() for i in range(self.plan.jobs)]
         secret = re.compile("|".join(re.escape(s) for s in secrets))
-        done = re.compile(r"\] job (chaos-\d+) \(\S+\) completed on attempt")
+        done = re.compile(
+            r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\] .*\] job (chaos-\d+) \(\S+\) "
+            r"completed on attempt",
+            re.MULTILINE,
+        )
+        # Worker logs carry wall-clock times, the SMTP sink monotonic ones.
+        wall_to_monotonic = time.monotonic() - time.time()
+        done_at: dict[str, float] = {}
         for worker in self.all_workers:
             log = worker.log_text()
             name = worker.log_path.name
-            if worker in self.killed:
-                figures.done_before_kill.update(done.findall(log))
+            for stamp, job_id in done.findall(log):
+                wall = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+                at = wall + wall_to_monotonic
+                done_at[job_id] = min(at, done_at.get(job_id, at))
             figures.warnings += len(re.findall(r"\] \[(WARNING|ERROR|CRITICAL)\] ", log))
             if "Crashed" in log or "Max restarts" in log:
                 figures.crashes.append(f"{name}: an agent crashed")
@@ -372,6 +383,12 @@ class Run:
                 figures.leaked.append(name)
         if any(secret.search(raw.decode("latin-1")) for raw in events.raw):
             figures.leaked.append("job-events")
+        figures.sent_after_done = {
+            job_id
+            for job_id in figures.duplicates
+            if job_id in done_at
+            and any(at > done_at[job_id] for at in by_job[f"chaos{job_id[6:]}@example.com"])
+        }
         figures.window_ms = await self.done_window()
 
     async def done_window(self) -> dict[str, float]:
