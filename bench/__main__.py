@@ -65,11 +65,13 @@ async def run(args: argparse.Namespace) -> str:
     env = {
         "PIPELINE_TOPIC_PREFIX": prefix,
         "PIPELINE_APP_ID": f"pipeline-bench-{stamp}",
-        "PIPELINE_BENCH_QUEUE_ENABLED": "true",
-        "PIPELINE_BENCH_CONCURRENCY": str(args.concurrency),
-        "PIPELINE_EMAIL_CONCURRENCY": str(args.concurrency),
+        # The worker registers the bench queue from bench/ (the repository root on its path).
+        "PIPELINE_JOB_MODULES": '["bench.jobs"]',
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        "PIPELINE_QUEUES__BENCH__CONCURRENCY": str(args.concurrency),
+        "PIPELINE_EMAIL__CONCURRENCY": str(args.concurrency),
         # The limiter protects a real mail provider; the sink here needs none.
-        "PIPELINE_EMAIL_RATE_LIMIT_JOBS": "1000000",
+        "PIPELINE_EMAIL__RATE_LIMIT_JOBS": "1000000",
     }
     os.environ.update(env)
     settings = Settings()

@@ -14,22 +14,15 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from bench.jobs import BENCH, NOOP, BenchQueue, NoopJob
 from bench.support import VENV_BIN, child, free_port, peak_rss_bytes, percentile, wait_port
-from pipeline.catalog import JOB_EVENTS, QUEUES
+from pipeline.catalog import JOB_EVENTS
 from pipeline.events import EventType, decode_event
 from pipeline.queues import EmailQueue, NewJob, Queue
-from pipeline.schemas import OtpEmailJob
-from pipeline.schemas.bench import NoopJob
-from pipeline.schemas.jobs import JobName, QueueName
+from pipeline.schemas import JobName, OtpEmailJob
 from pipeline.settings import Settings
 
 BATCH = 1000  # jobs per add_bulk call, as BullMQ's addBulk gets them
-
-
-class BenchQueue(Queue):
-    """The bench queue, whose noop jobs return at once."""
-
-    queue = QueueName.BENCH
 
 
 @dataclass
@@ -181,7 +174,7 @@ async def _latency(
     seq = 0
     for tick in range(round(seconds / tick_s)):
         await asyncio.sleep(max(0.0, started + tick * tick_s - time.monotonic()))
-        jobs = [NewJob(JobName.NOOP, NoopJob(seq=seq + i)) for i in range(per_tick)]
+        jobs = [NewJob(NOOP, NoopJob(seq=seq + i)) for i in range(per_tick)]
         seq += per_tick
         at = time.time() * 1000
         for job_id in await queue.add_bulk(jobs):
@@ -240,15 +233,15 @@ async def measure(
         completions.workers = processes
         try:
             # One job of each kind first: the worker has joined and warmed up once they are done.
-            warm = [*await bench.add_bulk([NewJob(JobName.NOOP, NoopJob())])]
+            warm = [*await bench.add_bulk([NewJob(NOOP, NoopJob())])]
             warm += await email.add_bulk([_otp(0)])
             await completions.wait_for(warm, timeout_s=120)
 
             # Each load starts once the worker has also caught up on the previous one's records.
-            topics = [QUEUES[QueueName.BENCH].name(settings), JOB_EVENTS.name(settings)]
+            topics = [BENCH.topic.name(settings), JOB_EVENTS.name(settings)]
             idle = functools.partial(completions.wait_idle, settings.app_id, topics)
             await idle()
-            noop = [NewJob(JobName.NOOP, NoopJob(seq=i)) for i in range(jobs)]
+            noop = [NewJob(NOOP, NoopJob(seq=i)) for i in range(jobs)]
             enqueue_per_s, noop_per_s = await _throughput(bench, completions, noop)
             await idle()
             otps = [_otp(i) for i in range(email_jobs)]

@@ -2,8 +2,8 @@
 
 Importing the package loads nothing of the worker, so a service that only enqueues jobs
 (``pipeline.queues``) never loads Faust. ``faust -A pipeline worker`` asks for ``pipeline.app``:
-that first access builds the app and registers its agents, timers, CLI commands and web views;
-it opens no connection and starts no thread.
+that first access builds the app, imports the job modules the settings name, and registers the
+agents, timers, CLI commands and web views; it opens no connection and starts no thread.
 """
 
 from __future__ import annotations
@@ -17,6 +17,10 @@ __all__ = ["app"]
 def __getattr__(name: str) -> Any:
     if name != "app":
         raise AttributeError(f"module 'pipeline' has no attribute {name!r}")
+    application = importlib.import_module("pipeline.application")
+    # Job modules first: they register the queues the agents are made for.
+    handlers = importlib.import_module("pipeline.handlers")
+    handlers.load_job_modules(application.settings.job_modules)
     for module in ("agents", "cli", "timers", "web"):
         importlib.import_module(f"pipeline.{module}")
-    return importlib.import_module("pipeline.application").app
+    return application.app

@@ -8,7 +8,7 @@ import faust
 from faust.types import TransportT
 
 from pipeline.admin import ensure_topics, wait_for_kafka
-from pipeline.catalog import ALL_TOPICS
+from pipeline.catalog import all_topics
 from pipeline.compat.transport import Transport
 from pipeline.settings import Settings
 
@@ -33,7 +33,7 @@ class PipelineApp(faust.App):
             table.changelog_topic.get_topic_name(): table.partitions
             for table in self.tables.values()
         }
-        await ensure_topics(self.pipeline_settings, ALL_TOPICS, changelogs)
+        await ensure_topics(self.pipeline_settings, all_topics(), changelogs)
         await super().on_first_start()
 
 

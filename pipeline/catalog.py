@@ -1,6 +1,6 @@
-"""Every topic the project uses, by its spec: base name, partitions and purpose, declared here
-only. Free of Faust, so the producer side (``pipeline.queues``) and tools read it without loading
-the worker.
+"""Every queue and topic the project uses, by its spec, declared here only (job modules may
+register more queues). Free of Faust, so the producer side (``pipeline.queues``) and tools read
+it without loading the worker.
 
 Topic names are ``settings.topic_prefix`` + the base name, so one cluster can hold several
 deployments (and tests can run side by side). Delayed records (retries, ``delay_s``) wait in
@@ -11,8 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.schemas.jobs import QueueName
-from pipeline.settings import Settings
+from pydantic import ValidationError
+
+from pipeline.errors import ConfigurationError, UnknownQueueError
+from pipeline.settings import (
+    EmailQueueSettings,
+    MediaUploadQueueSettings,
+    QueueSettings,
+    Settings,
+)
 
 
 @dataclass(frozen=True)
@@ -32,32 +39,97 @@ class TopicSpec:
         return self.partitions or settings.topic_partitions
 
 
-EMAIL = TopicSpec("email", description="Email jobs; key = job name, value = the job's JSON.")
-MEDIA_UPLOAD = TopicSpec("media-upload", description="Media-upload jobs; key = job name.")
-BENCH = TopicSpec("bench", description="Noop jobs of the benchmark; key = job name.")
+@dataclass(frozen=True)
+class QueueSpec:
+    """A queue, declared once: its name (and topic), the settings group that tunes it and that
+    group's defaults. The worker's agent, state table and runner, the producer class, the CLI,
+    retention and the dashboard are all derived from the specs registered in ``QUEUES``."""
+
+    name: str
+    description: str
+    settings_group: str
+    settings_model: type[QueueSettings] = QueueSettings
+
+    @property
+    def topic(self) -> TopicSpec:
+        """Where its jobs are published: key = job name, value = the job's JSON."""
+        return TopicSpec(self.name, description=self.description)
+
+    @property
+    def dead_letter(self) -> TopicSpec:
+        """Where its jobs go when they fail for good: the original record plus reasons."""
+        return TopicSpec(
+            f"{self.name}-dead-letter",
+            description=f"{self.name} jobs that failed for good: the original record plus reasons.",
+        )
+
+    @property
+    def state_table(self) -> str:
+        """The worker's table of each job's latest state (dedupe, stalled detection)."""
+        return f"{self.name}-job-state"
+
+    def settings(self, settings: Settings) -> QueueSettings:
+        """This queue's settings group under ``settings``."""
+        group = getattr(settings, self.settings_group, None)
+        if isinstance(group, QueueSettings):
+            return group
+        try:
+            return self.settings_model.model_validate(settings.queues.get(self.settings_group, {}))
+        except ValidationError as exc:
+            raise ConfigurationError(
+                f"settings of queue {self.name!r} (PIPELINE_QUEUES__"
+                f"{self.settings_group.upper()}__*) are invalid: {exc.error_count()} errors"
+            ) from None
+
+
+EMAIL = QueueSpec(
+    "email",
+    "Email jobs: OTP codes, password resets, digests.",
+    settings_group="email",
+    settings_model=EmailQueueSettings,
+)
+MEDIA_UPLOAD = QueueSpec(
+    "media-upload",
+    "Moves staged files into object storage.",
+    settings_group="media_upload",
+    settings_model=MediaUploadQueueSettings,
+)
+
+# Every queue, by name. Job modules add theirs with ``register_queue``.
+QUEUES: dict[str, QueueSpec] = {EMAIL.name: EMAIL, MEDIA_UPLOAD.name: MEDIA_UPLOAD}
+
+
+def register_queue(spec: QueueSpec) -> QueueSpec:
+    """Add ``spec`` to ``QUEUES`` (again with the same spec is a no-op); returns it."""
+    known = QUEUES.setdefault(spec.name, spec)
+    if known != spec:
+        raise ConfigurationError(f"queue {spec.name!r} is registered twice, differently")
+    return spec
+
+
+def queue_named(name: str) -> QueueSpec:
+    """The registered queue ``name``; ``UnknownQueueError`` names the known ones."""
+    spec = QUEUES.get(name)
+    if spec is None:
+        raise UnknownQueueError(f"no queue {name!r} (known: {', '.join(sorted(QUEUES))})")
+    return spec
+
+
 JOB_EVENTS = TopicSpec(
     "job-events", description="Lifecycle records (Avro single-object encoding); key = job id."
 )
-QUEUES: dict[QueueName, TopicSpec] = {
-    QueueName.EMAIL: EMAIL,
-    QueueName.MEDIA_UPLOAD: MEDIA_UPLOAD,
-    QueueName.BENCH: BENCH,
-}
-DEAD_LETTERS: dict[QueueName, TopicSpec] = {
-    queue: TopicSpec(
-        f"{queue.value}-dead-letter",
-        description=f"{queue.value} jobs that failed for good: the original record plus reasons.",
-    )
-    for queue in QueueName
-}
 DELAY_TIERS_S: tuple[int, ...] = (1, 5, 30, 120)
 DELAYS: dict[int, TopicSpec] = {
     seconds: TopicSpec(f"delay-{seconds}s", partitions=1, description="Delayed job records.")
     for seconds in DELAY_TIERS_S
 }
-ALL_TOPICS: tuple[TopicSpec, ...] = (
-    *QUEUES.values(),
-    JOB_EVENTS,
-    *DEAD_LETTERS.values(),
-    *DELAYS.values(),
-)
+
+
+def all_topics() -> tuple[TopicSpec, ...]:
+    """Every topic of the registered queues, plus job-events and the delay tiers."""
+    return (
+        *(spec.topic for spec in QUEUES.values()),
+        JOB_EVENTS,
+        *(spec.dead_letter for spec in QUEUES.values()),
+        *DELAYS.values(),
+    )

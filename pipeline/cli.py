@@ -13,22 +13,12 @@ from faust.cli import AppCommand, argument, option
 from pydantic import ValidationError
 
 from pipeline.application import app, settings
-from pipeline.catalog import JOB_EVENTS
-from pipeline.errors import UnknownJobError
+from pipeline.catalog import JOB_EVENTS, queue_named
+from pipeline.errors import UnknownJobError, UnknownQueueError
 from pipeline.events import EventDecodeError, decode_event
 from pipeline.queues import Queue
 from pipeline.reading import read_topic
 from pipeline.runner import describe_validation_error
-from pipeline.schemas.jobs import QueueName
-
-
-def queue_class(name: str) -> type[Queue]:
-    """The producer class of queue ``name``."""
-    for cls in Queue.__subclasses__():
-        if cls.queue.value == name:
-            return cls
-    known = ", ".join(sorted(q.value for q in QueueName))
-    raise SystemExit(f"unknown queue {name!r} (known: {known})")
 
 
 @app.command(
@@ -53,15 +43,14 @@ async def enqueue(
         payload = json.loads(data)
     except ValueError as exc:
         raise SystemExit(f"--data is not JSON: {exc}") from None
-    cls = queue_class(queue)
     try:
-        async with cls.connect(settings) as producer:
+        async with Queue.connect(settings, queue=queue_named(queue)) as producer:
             new_id = await producer.add(
                 job_name, payload, job_id=job_id, delay_s=delay_s, attempts=attempts
             )
     except ValidationError as exc:
         raise SystemExit(describe_validation_error(exc)) from None
-    except UnknownJobError as exc:
+    except (UnknownJobError, UnknownQueueError) as exc:
         raise SystemExit(str(exc)) from None
     print(new_id)
 

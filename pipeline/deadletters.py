@@ -11,14 +11,13 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from pipeline.catalog import DEAD_LETTERS, JOB_EVENTS, QUEUES
+from pipeline.catalog import JOB_EVENTS, QueueSpec
 from pipeline.envelope import REDRIVE, JobEnvelope, partition_for
 from pipeline.errors import UnknownJobError
 from pipeline.events import EventType, JobEvent, encode_event, now_ms
 from pipeline.handlers import registry
 from pipeline.reading import read_topic
 from pipeline.records import Publisher
-from pipeline.schemas.jobs import QueueName
 from pipeline.settings import Settings
 
 REDRIVEN = "dlq-redriven"
@@ -29,10 +28,10 @@ def _text(headers: dict[str, bytes], name: str) -> str | None:
     return value.decode("utf-8", errors="replace") if value is not None else None
 
 
-async def latest_dead_letters(settings: Settings, queue: QueueName) -> dict[str, Any]:
+async def latest_dead_letters(settings: Settings, queue: QueueSpec) -> dict[str, Any]:
     """The latest dead-letter record of each job still dead, by job id."""
     latest: dict[str, Any] = {}
-    topic = DEAD_LETTERS[queue].name(settings)
+    topic = queue.dead_letter.name(settings)
     async for record in read_topic(settings.kafka_bootstrap_servers, topic):
         headers = dict(record.headers)
         job_id = _text(headers, "job-id")
@@ -68,7 +67,7 @@ def describe(record: Any) -> dict[str, Any]:
 
 
 async def redrive(
-    settings: Settings, queue: QueueName, job_id: str, publisher: Publisher
+    settings: Settings, queue: QueueSpec, job_id: str, publisher: Publisher
 ) -> dict[str, Any] | None:
     """Send job ``job_id`` back to its queue with fresh attempts; None if it is not dead."""
     record = (await latest_dead_letters(settings, queue)).get(job_id)
@@ -93,7 +92,7 @@ async def redrive(
     # The added record first, so no worker records the job active ahead of it.
     event = JobEvent(
         job_id=job_id,
-        queue=queue.value,
+        queue=queue.name,
         job_name=envelope.job_name,
         type=EventType.ADDED,
         attempt=1,
@@ -103,16 +102,15 @@ async def redrive(
     await publisher.publish(
         JOB_EVENTS.name(settings), key=job_id.encode(), value=encode_event(event), headers=[]
     )
-    queue_spec = QUEUES[queue]
     await publisher.publish(
-        queue_spec.name(settings),
+        queue.topic.name(settings),
         key=record.key,
         value=record.value,
         headers=envelope.headers(),
-        partition=partition_for(job_id, queue_spec.partition_count(settings)),
+        partition=partition_for(job_id, queue.topic.partition_count(settings)),
     )
     await publisher.publish(
-        DEAD_LETTERS[queue].name(settings),
+        queue.dead_letter.name(settings),
         key=record.key,
         value=b"",
         headers=[("job-id", job_id.encode()), (REDRIVEN, str(envelope.redrive).encode())],

@@ -4,6 +4,7 @@ Every error says whether trying the same job again later may succeed (``retriabl
 
     PipelineError                 base; never raised itself
     ├── ConfigurationError        settings that cannot work (not retriable)
+    │   └── UnknownQueueError     no queue of that name is registered
     └── JobError                  a job could not be done
         ├── PermanentJobError     retrying cannot help (not retriable)
         │   ├── UnknownJobError   no handler is registered for the job name
@@ -32,6 +33,10 @@ class PipelineError(Exception):
 
 class ConfigurationError(PipelineError):
     """Settings that cannot work."""
+
+
+class UnknownQueueError(ConfigurationError):
+    """No queue of that name is registered."""
 
 
 class JobError(PipelineError):

@@ -1,6 +1,6 @@
 """The job registry: a job type is a pydantic model plus one decorated handler function.
 
-    @registry.job(JobName.OTP_EMAIL_VERIFICATION, queue=QueueName.EMAIL, model=OtpEmailJob)
+    @registry.job(JobName.OTP_EMAIL_VERIFICATION, queue=EMAIL, model=OtpEmailJob)
     async def send_otp_email(job: OtpEmailJob, ctx: JobContext) -> dict[str, str]:
         ...
 
@@ -14,9 +14,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
+from pipeline.catalog import QueueSpec
 from pipeline.errors import ConfigurationError, UnknownJobError
 from pipeline.retry import RetryPolicy
-from pipeline.schemas.jobs import JobModel, QueueName
+from pipeline.schemas.jobs import JobModel
 
 M = TypeVar("M", bound=JobModel)
 
@@ -54,7 +55,7 @@ class JobType(Generic[M]):
     """A registered job: name, queue, payload model, handler and retry policy."""
 
     name: str
-    queue: QueueName
+    queue: QueueSpec
     model: type[M]
     handler: Handler[M]
     retry: RetryPolicy
@@ -70,7 +71,7 @@ class JobRegistry:
         self,
         name: str,
         *,
-        queue: QueueName,
+        queue: QueueSpec,
         model: type[M],
         retry: RetryPolicy | None = None,
     ) -> Callable[[Handler[M]], Handler[M]]:
@@ -84,12 +85,19 @@ class JobRegistry:
 
         return register
 
-    def get(self, name: str, queue: QueueName) -> JobType[Any]:
+    def get(self, name: str, queue: QueueSpec) -> JobType[Any]:
         """The job type ``name`` of ``queue``; ``UnknownJobError`` if there is none."""
         job_type = self._types.get(name)
-        if job_type is None or job_type.queue != queue:
-            raise UnknownJobError(f"no handler for job {name!r} on queue {queue.value!r}")
+        if job_type is None or job_type.queue.name != queue.name:
+            known = ", ".join(self.names(queue)) or "none"
+            raise UnknownJobError(
+                f"no handler for job {name!r} on queue {queue.name!r} (known: {known})"
+            )
         return job_type
+
+    def names(self, queue: QueueSpec) -> list[str]:
+        """The job names registered on ``queue``, sorted."""
+        return sorted(name for name, job in self._types.items() if job.queue.name == queue.name)
 
 
 registry = JobRegistry()

@@ -16,18 +16,18 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 
 from aiokafka import AIOKafkaProducer
 
 from pipeline.admin import ensure_topics
-from pipeline.catalog import DELAYS, JOB_EVENTS, QUEUES
+from pipeline.catalog import DELAYS, EMAIL, JOB_EVENTS, MEDIA_UPLOAD, QueueSpec
 from pipeline.delays import delay_tier_for
 from pipeline.envelope import Headers, JobEnvelope, check_job_id, job_hash
 from pipeline.events import EventType, JobEvent, encode_event, now_ms
 from pipeline.handlers import registry
 from pipeline.schemas.email import ForgotPasswordEmailJob, OtpEmailJob
-from pipeline.schemas.jobs import JobModel, JobName, QueueName
+from pipeline.schemas.jobs import JobModel, JobName
 from pipeline.schemas.media import MediaUploadJob
 from pipeline.settings import Settings
 
@@ -62,9 +62,10 @@ class _Planned:
 
 
 class Queue:
-    """Enqueues jobs of one queue. Use ``async with Queue.connect()``."""
+    """Enqueues jobs of one queue: ``async with EmailQueue.connect()``, or for any registered
+    queue ``async with Queue.connect(queue=queue_named("media-upload"))``."""
 
-    queue: ClassVar[QueueName]
+    queue: QueueSpec  # set by each subclass, or given to connect()
 
     def __init__(
         self,
@@ -72,33 +73,40 @@ class Queue:
         settings: Settings,
         partitions: int,
         event_partitions: int,
+        queue: QueueSpec | None = None,
     ) -> None:
+        if queue is not None:
+            self.queue = queue
         self._producer = producer
         self._settings = settings
         self._partitions = partitions
         self._event_partitions = event_partitions
-        self._topic = QUEUES[self.queue].name(settings)
+        self._topic = self.queue.topic.name(settings)
         self._events_topic = JOB_EVENTS.name(settings)
         self._recent: OrderedDict[str, None] = OrderedDict()
 
     @classmethod
     @asynccontextmanager
-    async def connect(cls, settings: Settings | None = None) -> AsyncIterator[Self]:
-        """Connect with ``settings`` (default: from the environment); close on exit."""
+    async def connect(
+        cls, settings: Settings | None = None, *, queue: QueueSpec | None = None
+    ) -> AsyncIterator[Self]:
+        """Connect with ``settings`` (default: from the environment) to ``queue`` (default: the
+        class's); close on exit."""
         settings = settings or Settings()
-        await ensure_topics(settings, [QUEUES[cls.queue], JOB_EVENTS, *DELAYS.values()])
+        queue = queue or cls.queue
+        await ensure_topics(settings, [queue.topic, JOB_EVENTS, *DELAYS.values()])
         producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
-            client_id=f"pipeline-{cls.queue.value}-queue",
+            client_id=f"pipeline-{queue.name}-queue",
             acks="all",
             enable_idempotence=True,
             linger_ms=5,
         )
         await producer.start()
         try:
-            partitions = len(await producer.partitions_for(QUEUES[cls.queue].name(settings)))
+            partitions = len(await producer.partitions_for(queue.topic.name(settings)))
             event_partitions = len(await producer.partitions_for(JOB_EVENTS.name(settings)))
-            yield cls(producer, settings, partitions, event_partitions)
+            yield cls(producer, settings, partitions, event_partitions, queue)
         finally:
             await producer.stop()
 
@@ -201,7 +209,7 @@ class Queue:
             topic, partition = self._topic, hashed % self._partitions
         event = JobEvent(
             job_id=job_id,
-            queue=self.queue.value,
+            queue=self.queue.name,
             job_name=job.name,
             type=EventType.ADDED,
             attempt=1,
@@ -229,7 +237,7 @@ class Queue:
 class EmailQueue(Queue):
     """The ``email`` queue, with a typed helper per built-in email job."""
 
-    queue = QueueName.EMAIL
+    queue = EMAIL
 
     async def add_otp_email_job(
         self, job: OtpEmailJob, *, job_id: str | None = None, delay_s: float | None = None
@@ -251,7 +259,7 @@ class EmailQueue(Queue):
 class MediaUploadQueue(Queue):
     """The ``media-upload`` queue."""
 
-    queue = QueueName.MEDIA_UPLOAD
+    queue = MEDIA_UPLOAD
 
     async def add_media_upload_job(
         self, job: MediaUploadJob, *, job_id: str | None = None, delay_s: float | None = None

@@ -39,6 +39,7 @@ from aiolimiter import AsyncLimiter
 from pydantic import ValidationError
 
 from pipeline.breaker import CircuitBreaker
+from pipeline.catalog import QueueSpec
 from pipeline.decisions import (
     TERMINAL_EVENTS,
     Admission,
@@ -60,7 +61,7 @@ from pipeline.errors import (
 from pipeline.events import EventType, JobEvent, encode_event, now_ms
 from pipeline.jobs import JobContext, JobRegistry, JobType
 from pipeline.records import IncomingRecord, Publisher, dead_letter_of, record_id, record_size
-from pipeline.schemas.jobs import JobModel, QueueName
+from pipeline.schemas.jobs import JobModel
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ class JobRunner:
     def __init__(
         self,
         *,
-        queue: QueueName,
+        queue: QueueSpec,
         topics: RunnerTopics,
         registry: JobRegistry,
         publisher: Publisher,
@@ -393,12 +394,12 @@ class JobRunner:
 
     async def _breaker_changed(self, opened: bool, cause: str, paused_s: float) -> None:
         if opened:
-            logger.warning("queue %s paused: %s; probing until it answers", self.queue.value, cause)
+            logger.warning("queue %s paused: %s; probing until it answers", self.queue.name, cause)
         else:
-            logger.warning("queue %s resumed after %.1f s", self.queue.value, paused_s)
+            logger.warning("queue %s resumed after %.1f s", self.queue.name, paused_s)
         event = JobEvent(
             job_id="",
-            queue=self.queue.value,
+            queue=self.queue.name,
             job_name="",
             type=EventType.QUEUE_PAUSED if opened else EventType.QUEUE_RESUMED,
             attempt=0,
@@ -546,7 +547,7 @@ class JobRunner:
             fields["event_id"] = terminal_event_id(envelope, kind)
         event = JobEvent(
             job_id=envelope.job_id,
-            queue=self.queue.value,
+            queue=self.queue.name,
             job_name=envelope.job_name,
             type=kind,
             attempt=envelope.attempt,

@@ -17,11 +17,16 @@ Variables (defaults in brackets):
 - ``PIPELINE_MAX_JOB_BYTES`` [262144]: larger job records are dead-lettered unread.
 - ``PIPELINE_BREAKER_MAX_PAUSE_S`` [30]: while a queue's dependency is unreachable the queue
   pauses and probes it, 1 s apart at first, then doubling up to this.
-- ``PIPELINE_EMAIL_CONCURRENCY`` [3]: email jobs one worker runs at once;
-  ``PIPELINE_EMAIL_JOB_TIMEOUT_S`` [60] and ``PIPELINE_MEDIA_JOB_TIMEOUT_S`` [1800]: a job still
-  running after its queue's timeout is recorded as stalled and retried.
-- ``PIPELINE_EMAIL_RATE_LIMIT_JOBS`` [10] per ``PIPELINE_EMAIL_RATE_LIMIT_PERIOD_MS`` [150]:
-  the email limiter, per worker.
+- Per queue, one group of variables named ``PIPELINE_<QUEUE>__<SETTING>``: ``EMAIL`` and
+  ``MEDIA_UPLOAD`` for the built-in queues (``PIPELINE_QUEUES__<QUEUE>__<SETTING>`` for a queue a
+  job module registers): ``CONCURRENCY`` [email 3, media 2]: jobs one worker runs at once;
+  ``JOB_TIMEOUT_S`` [email 60, media 1800]: a job still running after it is recorded as stalled
+  and retried; ``RATE_LIMIT_JOBS`` per ``RATE_LIMIT_PERIOD_MS`` [email 10 per 150; media none]:
+  the queue's limiter, per worker; ``ENABLED`` [true]: false leaves the queue to other workers.
+  The flat names of earlier versions (``PIPELINE_EMAIL_CONCURRENCY``,
+  ``PIPELINE_MEDIA_JOB_TIMEOUT_S`` and the like) still work; the nested name wins over them.
+- ``PIPELINE_JOB_MODULES`` [none; JSON list]: modules the worker imports at start, which register
+  job types and queues of their own (``pipeline.jobs.registry``, ``pipeline.catalog``).
 - ``PIPELINE_SMTP_HOST`` [localhost], ``PIPELINE_SMTP_PORT`` [1025],
   ``PIPELINE_SMTP_USERNAME`` / ``PIPELINE_SMTP_PASSWORD`` [none],
   ``PIPELINE_SMTP_SECURITY`` [none | starttls | tls], ``PIPELINE_SMTP_TIMEOUT_S`` [10],
@@ -45,10 +50,15 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 DEFAULT_MEDIA_TYPES = (
     "image/jpeg",
@@ -68,10 +78,94 @@ DEFAULT_MEDIA_TYPES = (
 )
 
 
+class QueueSettings(BaseModel):
+    """How a worker runs one queue's jobs: the group ``PIPELINE_<QUEUE>__*``. A queue declares
+    its defaults by subclassing this (see ``pipeline.catalog.QueueSpec``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(True, description="Consume this queue; false leaves it to other workers.")
+    concurrency: int = Field(1, ge=1, description="Jobs of the queue one worker runs at once.")
+    job_timeout_s: float = Field(
+        60.0, gt=0, description="A job still running after this is stalled and retried."
+    )
+    rate_limit_jobs: int | None = Field(
+        None, ge=1, description="Jobs allowed per rate-limit period, per worker; none: no limit."
+    )
+    rate_limit_period_ms: int = Field(1000, ge=1, description="Length of the rate-limit period.")
+
+
+class EmailQueueSettings(QueueSettings):
+    """The email queue: ``PIPELINE_EMAIL__*``."""
+
+    concurrency: int = Field(3, ge=1, description="Email jobs one worker runs at once.")
+    rate_limit_jobs: int | None = Field(
+        10, ge=1, description="Email jobs allowed per rate-limit period, per worker."
+    )
+    rate_limit_period_ms: int = Field(
+        150, ge=1, description="Length of the email rate-limit period."
+    )
+
+
+class MediaUploadQueueSettings(QueueSettings):
+    """The media-upload queue: ``PIPELINE_MEDIA_UPLOAD__*``."""
+
+    concurrency: int = Field(2, ge=1, description="Uploads one worker runs at once.")
+    job_timeout_s: float = Field(
+        1800.0, gt=0, description="An upload still running after this is stalled and retried."
+    )
+
+
+# Flat names of earlier versions, still read: variable (without the prefix) -> (group, field).
+LEGACY_QUEUE_VARIABLES = {
+    "EMAIL_CONCURRENCY": ("email", "concurrency"),
+    "EMAIL_JOB_TIMEOUT_S": ("email", "job_timeout_s"),
+    "EMAIL_RATE_LIMIT_JOBS": ("email", "rate_limit_jobs"),
+    "EMAIL_RATE_LIMIT_PERIOD_MS": ("email", "rate_limit_period_ms"),
+    "MEDIA_CONCURRENCY": ("media_upload", "concurrency"),
+    "MEDIA_JOB_TIMEOUT_S": ("media_upload", "job_timeout_s"),
+}
+
+
+class LegacyQueueVariables(PydanticBaseSettingsSource):
+    """Reads the flat names of ``LEGACY_QUEUE_VARIABLES`` into their nested groups."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # everything is done in __call__
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for variable, (group, name) in LEGACY_QUEUE_VARIABLES.items():
+            value = os.environ.get(f"PIPELINE_{variable}")
+            if value is not None:
+                found.setdefault(group, {})[name] = value
+        return found
+
+
 class Settings(BaseSettings):
     """Runtime configuration, read from ``PIPELINE_*`` environment variables."""
 
-    model_config = SettingsConfigDict(env_prefix="PIPELINE_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="PIPELINE_", env_nested_delimiter="__", extra="ignore", frozen=True
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The old flat queue variables rank below the nested ones they stand for."""
+        return (
+            init_settings,
+            env_settings,
+            LegacyQueueVariables(settings_cls),
+            dotenv_settings,
+            file_secret_settings,
+        )
 
     kafka_bootstrap_servers: str = Field(
         "localhost:9092", description="Kafka bootstrap servers, comma separated host:port pairs."
@@ -128,15 +222,21 @@ class Settings(BaseSettings):
         "(the pause starts at 1 s and doubles).",
     )
 
-    email_concurrency: int = Field(3, ge=1, description="Email jobs one worker runs at once.")
-    email_job_timeout_s: float = Field(
-        60.0, gt=0, description="An email job still running after this is stalled and retried."
+    email: EmailQueueSettings = Field(
+        default_factory=EmailQueueSettings, description="The email queue (PIPELINE_EMAIL__*)."
     )
-    email_rate_limit_jobs: int = Field(
-        10, ge=1, description="Email jobs allowed per rate-limit period, per worker."
+    media_upload: MediaUploadQueueSettings = Field(
+        default_factory=MediaUploadQueueSettings,
+        description="The media-upload queue (PIPELINE_MEDIA_UPLOAD__*).",
     )
-    email_rate_limit_period_ms: int = Field(
-        150, ge=1, description="Length of the email rate-limit period."
+    queues: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Settings of queues registered by job modules, by queue settings group "
+        "(PIPELINE_QUEUES__<GROUP>__<SETTING>); each queue checks its own.",
+    )
+    job_modules: list[str] = Field(
+        default_factory=list,
+        description="Modules the worker imports at start to register job types and queues.",
     )
 
     smtp_host: str = Field("localhost", description="SMTP server host.")
@@ -179,14 +279,6 @@ class Settings(BaseSettings):
     media_allowed_content_types: list[str] = Field(
         default_factory=lambda: list(DEFAULT_MEDIA_TYPES),
         description="Content types media jobs may upload (JSON list).",
-    )
-    media_concurrency: int = Field(2, ge=1, description="Uploads one worker runs at once.")
-    bench_queue_enabled: bool = Field(
-        False, description="Consume the bench queue, whose noop jobs return at once (make bench)."
-    )
-    bench_concurrency: int = Field(8, ge=1, description="Noop jobs one worker runs at once.")
-    media_job_timeout_s: float = Field(
-        1800.0, gt=0, description="An upload still running after this is stalled and retried."
     )
     media_progress_interval_ms: int = Field(
         500, ge=0, description="At most one progress record per job per interval."

@@ -6,10 +6,12 @@ malformed record becomes a dead letter instead of an error inside Faust's deseri
 
 from __future__ import annotations
 
+from typing import Any
+
 import faust
 
 from pipeline.application import app, settings
-from pipeline.catalog import DEAD_LETTERS, DELAYS, EMAIL, JOB_EVENTS, MEDIA_UPLOAD, TopicSpec
+from pipeline.catalog import DELAYS, JOB_EVENTS, QueueSpec, TopicSpec
 
 
 def faust_topic(spec: TopicSpec) -> faust.TopicT:
@@ -25,27 +27,21 @@ def faust_topic(spec: TopicSpec) -> faust.TopicT:
     )
 
 
-email_topic = faust_topic(EMAIL)
-media_upload_topic = faust_topic(MEDIA_UPLOAD)
 job_events_topic = faust_topic(JOB_EVENTS)
 delay_topics = {seconds: faust_topic(spec) for seconds, spec in DELAYS.items()}
-dead_letter_topics = {queue: faust_topic(spec) for queue, spec in DEAD_LETTERS.items()}
 
-# Each job's latest state, by job id, one table per queue: what makes redelivered and duplicate jobs
-# no-ops. Faust names a changelog "<app id>-email-job-state-changelog"; it shares the queue
-# topic's partitioning because job records are placed by job id (envelope.partition_for).
-email_job_state = app.Table(
-    "email-job-state",
-    default=None,
-    partitions=EMAIL.partition_count(settings),
-    key_type=str,
-)
-media_job_state = app.Table(
-    "media-upload-job-state",
-    default=None,
-    partitions=MEDIA_UPLOAD.partition_count(settings),
-    key_type=str,
-)
+
+def job_state_table(queue: QueueSpec) -> faust.types.TableT[str, dict[str, Any]]:
+    """Each job's latest state in ``queue``, by job id: what makes redelivered and duplicate jobs
+    no-ops. Faust names its changelog "<app id>-<queue>-job-state-changelog"; it shares the queue
+    topic's partitioning because job records are placed by job id (envelope.partition_for)."""
+    table: faust.types.TableT[str, dict[str, Any]] = app.Table(
+        queue.state_table,
+        default=None,
+        partitions=queue.topic.partition_count(settings),
+        key_type=str,
+    )
+    return table
 
 
 # Lifecycle records counted by "<partition>:<queue>/<job name>/<type>", and latency figures

@@ -17,9 +17,9 @@ from pipeline.agents.monitor import counts as monitor_counts
 from pipeline.agents.monitor import metrics, recent_failures
 from pipeline.agents.runtime import FaustPublisher
 from pipeline.application import app, settings
+from pipeline.catalog import QUEUES, QueueSpec
 from pipeline.deadletters import describe, latest_dead_letters, redrive
 from pipeline.monitoring import queue_counts
-from pipeline.schemas.jobs import QueueName
 from pipeline.topics import job_status
 
 
@@ -59,11 +59,8 @@ class QueuesView(View):
         return self.json(queue_counts(counts))
 
 
-def _queue(name: str) -> QueueName | None:
-    try:
-        return QueueName(name)
-    except ValueError:
-        return None
+def _queue(name: str) -> QueueSpec | None:
+    return QUEUES.get(name)
 
 
 @app.page("/dlq/{queue}/")
@@ -115,7 +112,7 @@ class FailuresView(View):
 @cache
 def _dashboard_html() -> str:
     page = resources.files("pipeline").joinpath("templates/dashboard.html").read_text()
-    return page.replace("__QUEUES__", json.dumps([queue.value for queue in QueueName]))
+    return page.replace("__QUEUES__", json.dumps(list(QUEUES)))
 
 
 @app.page("/")

@@ -45,7 +45,7 @@ import aiohttp
 from aiokafka import AIOKafkaProducer
 
 from pipeline.admin import delete_topics, ensure_topics
-from pipeline.catalog import ALL_TOPICS, JOB_EVENTS
+from pipeline.catalog import JOB_EVENTS, all_topics
 from pipeline.events import EventType
 from pipeline.queues import EmailQueue, NewJob
 from pipeline.schemas import JobName, OtpEmailJob
@@ -433,7 +433,7 @@ async def run(plan: Plan, bootstrap: str, folder: Path) -> Figures:
     """Run ``plan`` against the broker at ``bootstrap``; worker logs go to ``folder``."""
     began = time.monotonic()
     chaos = Run(plan, bootstrap, folder)
-    await ensure_topics(chaos.settings, ALL_TOPICS)
+    await ensure_topics(chaos.settings, all_topics())
     events = EventLog(bootstrap, JOB_EVENTS.name(chaos.settings))
     await events.start()
     chaos.sink.start()

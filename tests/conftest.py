@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from pipeline.admin import delete_topics, ensure_topics
-from pipeline.catalog import ALL_TOPICS, JOB_EVENTS
+from pipeline.catalog import JOB_EVENTS, all_topics
 from pipeline.settings import Settings
 from tests.brokers import Broker, BrokerUnavailable, provide_broker
 from tests.kafka_utils import EventLog
@@ -127,7 +127,7 @@ def pipeline_settings(kafka_bootstrap: str, topic_prefix: str) -> Settings:
 async def event_log(pipeline_settings: Settings) -> AsyncIterator[EventLog]:
     """Every lifecycle record of this test, collected as it arrives (creates the test's topics
     first, so none is auto-created with the broker's default partitions)."""
-    await ensure_topics(pipeline_settings, ALL_TOPICS)
+    await ensure_topics(pipeline_settings, all_topics())
     log = EventLog(pipeline_settings.kafka_bootstrap_servers, JOB_EVENTS.name(pipeline_settings))
     await log.start()
     yield log

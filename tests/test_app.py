@@ -68,7 +68,7 @@ def test_settings_read_the_pipeline_prefix(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("PIPELINE_TOPIC_PREFIX", "staging.")
     settings = Settings()
     assert settings.kafka_broker_urls == ["kafka://k1:9092", "kafka://k2:9093"]
-    assert EMAIL.name(settings) == "staging.email"
+    assert EMAIL.topic.name(settings) == "staging.email"
 
 
 def test_defaults_point_at_a_local_broker(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -76,9 +76,9 @@ def test_defaults_point_at_a_local_broker(monkeypatch: pytest.MonkeyPatch) -> No
         monkeypatch.delenv(name, raising=False)
     settings = Settings()
     assert settings.kafka_bootstrap_servers == "localhost:9092"
-    assert [spec.name(settings) for spec in QUEUES.values()] == ["email", "media-upload", "bench"]
+    assert [spec.topic.name(settings) for spec in QUEUES.values()] == ["email", "media-upload"]
     assert JOB_EVENTS.name(settings) == "job-events"
-    assert MEDIA_UPLOAD.partition_count(settings) == JOB_EVENTS.partition_count(settings) == 6
+    assert MEDIA_UPLOAD.topic.partition_count(settings) == JOB_EVENTS.partition_count(settings) == 6
 
 
 def test_a_bad_setting_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,12 +7,13 @@ import random
 import pytest
 from pydantic import ValidationError
 
+from pipeline.catalog import EMAIL, MEDIA_UPLOAD
 from pipeline.delays import delay_tier_for
 from pipeline.errors import UnknownJobError, redact
 from pipeline.handlers import registry
 from pipeline.retry import RetryPolicy
 from pipeline.runner import describe_validation_error
-from pipeline.schemas import JobName, OtpEmailJob, QueueName
+from pipeline.schemas import JobName, OtpEmailJob
 
 
 def test_secrets_are_masked_everywhere_but_on_the_wire() -> None:
@@ -36,13 +37,13 @@ def test_validation_messages_never_repeat_the_input() -> None:
 
 
 def test_registry_finds_handlers_by_name_and_queue() -> None:
-    job_type = registry.get(JobName.OTP_EMAIL_VERIFICATION, QueueName.EMAIL)
+    job_type = registry.get(JobName.OTP_EMAIL_VERIFICATION, EMAIL)
     assert job_type.model is OtpEmailJob
     assert job_type.retry.attempts == 3
     with pytest.raises(UnknownJobError):
-        registry.get("no-such-job", QueueName.EMAIL)
+        registry.get("no-such-job", EMAIL)
     with pytest.raises(UnknownJobError):
-        registry.get(JobName.OTP_EMAIL_VERIFICATION, QueueName.MEDIA_UPLOAD)
+        registry.get(JobName.OTP_EMAIL_VERIFICATION, MEDIA_UPLOAD)
 
 
 def test_backoff_doubles_with_bounded_jitter_and_a_cap() -> None:

@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 
 from pipeline.breaker import CircuitBreaker
+from pipeline.catalog import EMAIL
 from pipeline.envelope import Headers
 from pipeline.errors import DependencyDown
 from pipeline.events import EventType, decode_event
 from pipeline.jobs import JobContext, JobRegistry
 from pipeline.records import IncomingRecord
 from pipeline.runner import JobRunner, RunnerTopics
-from pipeline.schemas.jobs import JobModel, QueueName
+from pipeline.schemas.jobs import JobModel
 
 
 class Echo(JobModel):
@@ -93,13 +94,13 @@ class States:
 def make_runner(sent: Recorder, states: States, handled: list[str]) -> JobRunner:
     registry = JobRegistry()
 
-    @registry.job("echo", queue=QueueName.EMAIL, model=Echo)
+    @registry.job("echo", queue=EMAIL, model=Echo)
     async def echo(job: Echo, ctx: JobContext) -> Mapping[str, str]:
         handled.append(ctx.job_id)
         return {"echoed": job.text}
 
     return JobRunner(
-        queue=QueueName.EMAIL,
+        queue=EMAIL,
         topics=RunnerTopics(events="events", dead_letter="dlq", delays={1: "delay-1s"}),
         registry=registry,
         publisher=sent,
@@ -256,7 +257,7 @@ async def test_an_unreachable_dependency_pauses_the_queue_and_spends_no_attempt(
         handled.append(ctx.job_id)
         return {}
 
-    runner._registry.get("echo", QueueName.EMAIL).__dict__["handler"] = flaky
+    runner._registry.get("echo", EMAIL).__dict__["handler"] = flaky
     jobs = [runner.process(record(i, [("job-id", f"j{i}".encode())])) for i in range(3)]
     assert await asyncio.gather(*jobs) == [EventType.COMPLETED] * 3
     assert sorted(handled) == ["j0", "j1", "j2"]

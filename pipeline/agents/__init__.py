@@ -1,5 +1,6 @@
-"""Faust agents, one module per job family. Importing this package registers them on the app."""
+"""Faust agents: one per registered queue (``queues``), the delay tiers, the monitor and the
+retention sweep. Importing this package registers them on the app."""
 
-from pipeline.agents import bench, delay, email, media, monitor, retention
+from pipeline.agents import delay, monitor, queues, retention
 
-__all__ = ["bench", "delay", "email", "media", "monitor", "retention"]
+__all__ = ["delay", "monitor", "queues", "retention"]

@@ -20,7 +20,8 @@ def forwarder() -> DelayForwarder:
         publisher=FaustPublisher(),
         delay_topics={seconds: spec.name(settings) for seconds, spec in DELAYS.items()},
         partitions={
-            spec.name(settings): spec.partition_count(settings) for spec in QUEUES.values()
+            spec.topic.name(settings): spec.topic.partition_count(settings)
+            for spec in QUEUES.values()
         },
     )
 

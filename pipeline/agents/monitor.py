@@ -130,7 +130,7 @@ def counts() -> dict[str, int]:
 def _lag() -> list[tuple[str, int, int]]:
     consumer = app.consumer
     committed = getattr(consumer, "_committed_offset", {})
-    queue_topics = {spec.name(app.pipeline_settings) for spec in QUEUES.values()}
+    queue_topics = {spec.topic.name(app.pipeline_settings) for spec in QUEUES.values()}
     return [
         (tp.topic, tp.partition, max((consumer.highwater(tp) or 0) - (committed.get(tp) or 0), 0))
         for tp in consumer.assignment()
@@ -142,6 +142,6 @@ metrics = WorkerMetrics(
     counts=counts,
     latency=lambda: across_partitions(dict(job_latency.items()), merge_latency),
     lag=_lag,
-    paused=lambda: {queue.value: runner.breaker.is_open for queue, runner in runners.items()},
+    paused=lambda: {queue: runner.breaker.is_open for queue, runner in runners.items()},
     done_window_ms=lambda: [ms for runner in runners.values() for ms in runner.done_window_ms],
 )

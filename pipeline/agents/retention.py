@@ -11,22 +11,20 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from pipeline.agents.runtime import job_state_tables
 from pipeline.application import app, settings
 from pipeline.compat import tables
 from pipeline.envelope import job_hash
 from pipeline.events import now_ms
 from pipeline.retention import expired, sweep_interval_s
+from pipeline.topics import job_status
 
 logger = logging.getLogger(__name__)
 
 
 def _swept_tables() -> list[Any]:
     """Every job-state table (one per queue consumed here) and the monitor's job-status."""
-    return [
-        table
-        for name, table in app.tables.items()
-        if name.endswith("-job-state") or name == "job-status"
-    ]
+    return [*job_state_tables.values(), job_status]
 
 
 @app.timer(interval=sweep_interval_s(settings.job_retention_s or 600.0))

@@ -13,13 +13,12 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from aiolimiter import AsyncLimiter
 
 from pipeline.application import app, settings
-from pipeline.catalog import DEAD_LETTERS, DELAYS, JOB_EVENTS
+from pipeline.catalog import DELAYS, JOB_EVENTS, QueueSpec
 from pipeline.compat import tables
 from pipeline.envelope import Headers
 from pipeline.handlers import registry
 from pipeline.records import IncomingRecord
 from pipeline.runner import JobRunner, RunnerTopics
-from pipeline.schemas.jobs import QueueName
 from pipeline.services.bundle import Services
 
 logger = logging.getLogger(__name__)
@@ -127,21 +126,23 @@ async def close_services(sender: Any, /, *args: Any, signal: Any, **kwargs: Any)
 
 
 # The runners this worker built, by queue: /metrics reads their breakers and done windows.
-runners: dict[QueueName, JobRunner] = {}
+runners: dict[str, JobRunner] = {}
+# The job-state table of each queue this worker consumes, by queue name.
+job_state_tables: dict[str, faust.types.TableT[str, dict[str, Any]]] = {}
 
 
 def build_runner(
-    queue: QueueName,
+    queue: QueueSpec,
     states: faust.types.TableT[str, dict[str, Any]],
     job_timeout_s: float,
     limiter: AsyncLimiter | None = None,
 ) -> JobRunner:
     """The job runner of ``queue``, wired to this worker's producer, table and services."""
-    runner = runners[queue] = JobRunner(
+    runner = runners[queue.name] = JobRunner(
         queue=queue,
         topics=RunnerTopics(
             events=JOB_EVENTS.name(settings),
-            dead_letter=DEAD_LETTERS[queue].name(settings),
+            dead_letter=queue.dead_letter.name(settings),
             delays={seconds: spec.name(settings) for seconds, spec in DELAYS.items()},
         ),
         registry=registry,

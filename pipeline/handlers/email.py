@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.catalog import EMAIL
 from pipeline.jobs import JobContext, registry
 from pipeline.schemas.email import DailyDigestEmailJob, ForgotPasswordEmailJob, OtpEmailJob
-from pipeline.schemas.jobs import JobName, QueueName
+from pipeline.schemas.jobs import JobName
 from pipeline.services.email import render
 
 
@@ -25,7 +26,7 @@ async def send(
     return {"message_id": await ctx.services.email.send(email)}
 
 
-@registry.job(JobName.OTP_EMAIL_VERIFICATION, queue=QueueName.EMAIL, model=OtpEmailJob)
+@registry.job(JobName.OTP_EMAIL_VERIFICATION, queue=EMAIL, model=OtpEmailJob)
 async def send_otp_email(job: OtpEmailJob, ctx: JobContext) -> dict[str, str]:
     """Send a verification code."""
     return await send(
@@ -35,7 +36,7 @@ async def send_otp_email(job: OtpEmailJob, ctx: JobContext) -> dict[str, str]:
     )  # fmt: skip
 
 
-@registry.job(JobName.FORGOT_PASSWORD_EMAIL, queue=QueueName.EMAIL, model=ForgotPasswordEmailJob)
+@registry.job(JobName.FORGOT_PASSWORD_EMAIL, queue=EMAIL, model=ForgotPasswordEmailJob)
 async def send_forgot_password_email(
     job: ForgotPasswordEmailJob, ctx: JobContext
 ) -> dict[str, str]:
@@ -47,7 +48,7 @@ async def send_forgot_password_email(
     )  # fmt: skip
 
 
-@registry.job(JobName.DAILY_DIGEST_EMAIL, queue=QueueName.EMAIL, model=DailyDigestEmailJob)
+@registry.job(JobName.DAILY_DIGEST_EMAIL, queue=EMAIL, model=DailyDigestEmailJob)
 async def send_daily_digest_email(job: DailyDigestEmailJob, ctx: JobContext) -> dict[str, str]:
     """Send one recipient's daily digest."""
     return await send(

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from pipeline.catalog import MEDIA_UPLOAD
 from pipeline.jobs import JobContext, registry
 from pipeline.retry import RetryPolicy
-from pipeline.schemas.jobs import JobName, QueueName
+from pipeline.schemas.jobs import JobName
 from pipeline.schemas.media import MediaUploadJob
 
 
 @registry.job(
     JobName.MEDIA_UPLOAD,
-    queue=QueueName.MEDIA_UPLOAD,
+    queue=MEDIA_UPLOAD,
     model=MediaUploadJob,
     retry=RetryPolicy(attempts=5, backoff_s=2.0),
 )

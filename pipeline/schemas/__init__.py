@@ -1,7 +1,7 @@
 """Job constants, job models and the Avro schemas of lifecycle records."""
 
 from pipeline.schemas.email import DailyDigestEmailJob, ForgotPasswordEmailJob, OtpEmailJob
-from pipeline.schemas.jobs import JobModel, JobName, QueueName
+from pipeline.schemas.jobs import JobModel, JobName
 from pipeline.schemas.media import MediaUploadJob
 
 __all__ = [
@@ -11,5 +11,4 @@ __all__ = [
     "JobName",
     "MediaUploadJob",
     "OtpEmailJob",
-    "QueueName",
 ]

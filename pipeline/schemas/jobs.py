@@ -1,4 +1,4 @@
-"""Queue and job names, and the base of every job model."""
+"""Built-in job names, and the base of every job model."""
 
 from __future__ import annotations
 
@@ -11,15 +11,6 @@ from pydantic import BaseModel, ConfigDict, SecretStr, SerializationInfo, field_
 REVEAL_SECRETS = {"reveal_secrets": True}
 
 
-class QueueName(StrEnum):
-    """Job queues; each is a Kafka topic of the same name (after the settings' prefix)."""
-
-    EMAIL = "email"
-    MEDIA_UPLOAD = "media-upload"
-    # No-op jobs for measuring the machinery (make bench); consumed only where enabled.
-    BENCH = "bench"
-
-
 class JobName(StrEnum):
     """Built-in job names: the record key of every job."""
 
@@ -27,7 +18,6 @@ class JobName(StrEnum):
     FORGOT_PASSWORD_EMAIL = "forgot-password-email"
     DAILY_DIGEST_EMAIL = "daily-digest-email"
     MEDIA_UPLOAD = "media-upload"
-    NOOP = "noop"
 
 
 class JobModel(BaseModel):

@@ -1,0 +1,50 @@
+"""One agent per registered queue, all made by ``queue_agent``: each hands the records of its
+queue's topic to that queue's job runner."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import faust
+from aiolimiter import AsyncLimiter
+
+from pipeline.agents.runtime import build_runner, incoming, job_state_tables
+from pipeline.application import app, settings
+from pipeline.catalog import QUEUES, QueueSpec
+from pipeline.runner import JobRunner
+from pipeline.topics import faust_topic, job_state_table
+
+
+def queue_agent(queue: QueueSpec) -> None:
+    """Declare ``queue``'s state table and agent on the app, unless its settings disable it."""
+    tuned = queue.settings(settings)
+    if not tuned.enabled:
+        return
+    states = job_state_tables[queue.name] = job_state_table(queue)
+
+    @cache
+    def runner() -> JobRunner:
+        # Built on first use, inside the running worker.
+        limiter = (
+            AsyncLimiter(tuned.rate_limit_jobs, tuned.rate_limit_period_ms / 1000)
+            if tuned.rate_limit_jobs
+            else None
+        )
+        return build_runner(queue, states, tuned.job_timeout_s, limiter)
+
+    async def run_jobs(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            await runner().process(incoming(event))
+
+    name = queue.name.replace("-", "_")
+    run_jobs.__name__ = run_jobs.__qualname__ = f"{name}_agent"
+    run_jobs.__doc__ = f"Run {queue.name} jobs, {tuned.concurrency} at a time per worker."
+    app.agent(
+        faust_topic(queue.topic),
+        name=f"pipeline.agents.{name}_agent",
+        concurrency=tuned.concurrency,
+    )(run_jobs)
+
+
+for _queue in QUEUES.values():
+    queue_agent(_queue)
