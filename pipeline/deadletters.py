@@ -1,9 +1,10 @@
-"""Reading and redriving a queue's dead-letter topic. Free of Faust.
+"""Redriving a queue's dead letters. Free of Faust.
 
-The dead-letter topic is the record of truth: listing reads it from the start, and a redrive
-sends the original job back to its queue (attempt 1, the redrive count one higher, so the
-job-state table lets it run again) and appends a marker record, so the job drops off the list
-until it is dead-lettered again.
+The dead-letter topic is the record of truth (the list ``/dlq`` shows is the monitor's
+dead-letters table): a redrive finds the job's latest record there, sends the original job back
+to its queue (attempt 1, the redrive count one higher, so the job-state table lets it run again)
+and appends a marker record, so a later redrive of the same job finds nothing until it is
+dead-lettered again.
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from pipeline import lifecycle
 from pipeline.catalog import JOB_EVENTS, QueueSpec
 from pipeline.envelope import REDRIVE, JobEnvelope, partition_for
 from pipeline.errors import UnknownJobError
-from pipeline.events import EventType, JobEvent, encode_event, now_ms
+from pipeline.events import encode_event, now_ms
 from pipeline.handlers import registry
 from pipeline.reading import read_topic
 from pipeline.records import Publisher
+from pipeline.retry import RetryPolicy
 from pipeline.settings import Settings
 
 REDRIVEN = "dlq-redriven"
@@ -51,21 +54,6 @@ def _number(headers: dict[str, bytes], name: str) -> int:
     return int(value) if value.isascii() and value.isdigit() and len(value) < 16 else 0
 
 
-def describe(record: Any) -> dict[str, Any]:
-    """A dead letter as the API shows it (the job's data, which may hold secrets, is left out)."""
-    headers = dict(record.headers)
-    return {
-        "job_id": _text(headers, "job-id"),
-        "job_name": (record.key or b"").decode("utf-8", errors="replace"),
-        "reason": _text(headers, "dlq-reason"),
-        "error_class": _text(headers, "dlq-error-class"),
-        "attempts": _number(headers, "dlq-attempts"),
-        "max_attempts": _number(headers, "dlq-max-attempts") or None,
-        "failed_at_ms": _number(headers, "dlq-failed-at"),
-        "redrive": _number(headers, REDRIVE),
-    }
-
-
 async def redrive(
     settings: Settings, queue: QueueSpec, job_id: str, publisher: Publisher
 ) -> dict[str, Any] | None:
@@ -90,15 +78,7 @@ async def redrive(
         redrive=_number(headers, REDRIVE) + 1,
     )
     # The added record first, so no worker records the job active ahead of it.
-    event = JobEvent(
-        job_id=job_id,
-        queue=queue.name,
-        job_name=envelope.job_name,
-        type=EventType.ADDED,
-        attempt=1,
-        max_attempts=max_attempts or 1,
-        result={"redrive": str(envelope.redrive)},
-    )
+    event = lifecycle.added(queue.name, envelope, max_attempts or RetryPolicy().attempts)
     await publisher.publish(
         JOB_EVENTS.name(settings), key=job_id.encode(), value=encode_event(event), headers=[]
     )

@@ -15,12 +15,8 @@ from typing import Any
 from pipeline.delays import delay_tier_for
 from pipeline.envelope import JobEnvelope
 from pipeline.errors import PermanentJobError
-from pipeline.events import EventType
+from pipeline.lifecycle import TERMINAL_STATES, JobState
 from pipeline.retry import RetryPolicy
-
-TERMINAL_EVENTS = frozenset((EventType.COMPLETED, EventType.DEAD_LETTERED))
-# The states a job's last lifecycle record leaves in the runner's table: the same words.
-TERMINAL_STATES = frozenset(kind.value for kind in TERMINAL_EVENTS)
 
 
 class Admission(enum.Enum):
@@ -55,12 +51,12 @@ def admit(
     """
     same_record = state is not None and state["offset"] == offset and state["topic"] == topic
     if not _should_run(envelope, state, same_record):
-        if same_record and state is not None and state["state"] in TERMINAL_STATES:
+        if same_record and state is not None and JobState.of(state["state"]) in TERMINAL_STATES:
             return Admission.SKIP_REPEAT if finished_here else Admission.REWRITE_TERMINAL
         return Admission.SKIP_REPEAT if same_record else Admission.SKIP_STALE
     if (
         state is not None
-        and state["state"] == "active"
+        and JobState.of(state["state"]) is JobState.ACTIVE
         and int(state.get("redrive", 0)) == envelope.redrive
     ):
         return Admission.RUN_STALLED
@@ -74,10 +70,11 @@ def _should_run(envelope: JobEnvelope, state: Mapping[str, Any] | None, same_rec
     if envelope.redrive != generation:
         # A redrive starts the job afresh; copies from before it are stale.
         return envelope.redrive > generation
-    if state["state"] == "active":
+    current = JobState.of(state["state"])
+    if current is JobState.ACTIVE:
         # The same record again means the worker died mid-job: run it again.
         return same_record
-    if state["state"] == "retrying":
+    if current is JobState.DELAYED:
         return envelope.attempt > int(state["attempt"])
     return False  # completed or dead-lettered
 

@@ -6,20 +6,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from pipeline.events import EventType, JobEvent
+from pipeline.lifecycle import STATE_AFTER, JobState
 
 V = TypeVar("V")
-
-# The state a job is in after a record of each type; progress and unknown types keep the state.
-STATE_AFTER = {
-    EventType.ADDED: "waiting",
-    EventType.ACTIVE: "active",
-    EventType.COMPLETED: "completed",
-    EventType.FAILED: "failed",
-    EventType.RETRYING: "delayed",
-    EventType.DEAD_LETTERED: "dead_lettered",
-    EventType.STALLED: "stalled",
-    EventType.SKIPPED: "skipped",
-}
 
 
 def is_repeat(state: dict[str, Any] | None, event: JobEvent) -> bool:
@@ -46,7 +35,7 @@ def apply_event(state: dict[str, Any] | None, event: JobEvent) -> dict[str, Any]
     )
     if event.type in STATE_AFTER:
         current["state"] = STATE_AFTER[event.type]
-    current.setdefault("state", "waiting")
+    current.setdefault("state", JobState.WAITING)
     if event.type == EventType.ADDED:
         current["added_ms"] = current["added_ms"] or event.timestamp_ms
     elif event.type == EventType.ACTIVE:
@@ -67,6 +56,29 @@ def apply_event(state: dict[str, Any] | None, event: JobEvent) -> dict[str, Any]
     elif event.type == EventType.RETRYING:
         current["due_at_ms"] = event.due_at_ms
     return current
+
+
+def dead_letter_entry(state: Mapping[str, Any], event: JobEvent, partition: int) -> dict[str, Any]:
+    """How ``/dlq`` lists the job ``event`` dead-lettered, ``state`` being the job's state after
+    it and ``partition`` the job-events partition the record came from (the job's data is left
+    out: it may hold secrets)."""
+    return {
+        "job_id": event.job_id,
+        "queue": event.queue,
+        "job_name": event.job_name,
+        "reason": event.error_message,
+        "error_class": event.error_class,
+        "attempts": event.attempt,
+        "max_attempts": event.max_attempts,
+        "failed_at_ms": event.timestamp_ms,
+        "redrive": int(state.get("redrive", 0)),
+        "partition": partition,
+    }
+
+
+def leaves_dead_letters(event: JobEvent) -> bool:
+    """Whether ``event`` takes its job off the dead-letter list: the ``added`` of a redrive."""
+    return event.type == EventType.ADDED and int(event.result.get("redrive", 0)) > 0
 
 
 def count_key(event: JobEvent) -> str:

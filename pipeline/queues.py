@@ -20,11 +20,12 @@ from typing import Any, Self
 
 from aiokafka import AIOKafkaProducer
 
+from pipeline import lifecycle
 from pipeline.admin import ensure_topics
 from pipeline.catalog import DELAYS, EMAIL, JOB_EVENTS, MEDIA_UPLOAD, QueueSpec
 from pipeline.delays import delay_tier_for
 from pipeline.envelope import Headers, JobEnvelope, check_job_id, job_hash
-from pipeline.events import EventType, JobEvent, encode_event, now_ms
+from pipeline.events import encode_event, now_ms
 from pipeline.handlers import registry
 from pipeline.schemas.email import ForgotPasswordEmailJob, OtpEmailJob
 from pipeline.schemas.jobs import JobModel, JobName
@@ -207,16 +208,7 @@ class Queue:
             topic, partition = DELAYS[tier].name(self._settings), 0
         else:
             topic, partition = self._topic, hashed % self._partitions
-        event = JobEvent(
-            job_id=job_id,
-            queue=self.queue.name,
-            job_name=job.name,
-            type=EventType.ADDED,
-            attempt=1,
-            max_attempts=max_attempts,
-            timestamp_ms=now,
-            due_at_ms=due_at_ms,
-        )
+        event = lifecycle.added(self.queue.name, envelope, max_attempts, timestamp_ms=now)
         return _Planned(
             job_id,
             topic=topic,

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
-K = TypeVar("K")
+from pipeline.lifecycle import FINISHED_STATES
 
-# States a job does not leave on its own (a redrive starts it afresh).
-FINISHED = frozenset({"completed", "dead_lettered"})
+K = TypeVar("K")
 
 
 def expired(entries: Iterable[tuple[K, Mapping[str, Any] | None]], before_ms: int) -> list[K]:
@@ -17,7 +16,7 @@ def expired(entries: Iterable[tuple[K, Mapping[str, Any] | None]], before_ms: in
         key
         for key, state in entries
         if state
-        and state.get("state") in FINISHED
+        and state.get("state") in FINISHED_STATES
         and int(state.get("updated_ms") or 0) < before_ms
     ]
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 import traceback
@@ -38,10 +37,10 @@ from typing import Any, Protocol
 from aiolimiter import AsyncLimiter
 from pydantic import ValidationError
 
+from pipeline import lifecycle
 from pipeline.breaker import CircuitBreaker
 from pipeline.catalog import QueueSpec
 from pipeline.decisions import (
-    TERMINAL_EVENTS,
     Admission,
     DeadLetter,
     RetryLater,
@@ -58,8 +57,9 @@ from pipeline.errors import (
     PermanentJobError,
     redact,
 )
-from pipeline.events import EventType, JobEvent, encode_event, now_ms
+from pipeline.events import EventType, encode_event, now_ms
 from pipeline.jobs import JobContext, JobRegistry, JobType
+from pipeline.lifecycle import STATE_AFTER, TERMINAL_EVENT_OF, JobState
 from pipeline.records import IncomingRecord, Publisher, dead_letter_of, record_id, record_size
 from pipeline.schemas.jobs import JobModel
 
@@ -98,12 +98,6 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 FINISHED_REMEMBERED = 100_000
 SKIPPED = frozenset((Admission.SKIP_REPEAT, Admission.SKIP_STALE, Admission.REWRITE_TERMINAL))
-
-
-def terminal_event_id(envelope: JobEnvelope, kind: EventType) -> str:
-    """The event id of a job's terminal record: the same every time it is written."""
-    name = f"{envelope.job_id}\x00{envelope.redrive}\x00{envelope.attempt}\x00{kind.value}"
-    return hashlib.blake2b(name.encode(), digest_size=16).hexdigest()
 
 
 class JobRunner:
@@ -220,7 +214,7 @@ class JobRunner:
                 else "its record came again",
             )
             if admission is Admission.REWRITE_TERMINAL and state is not None:
-                kind = EventType(state["state"])
+                kind = TERMINAL_EVENT_OF[JobState.of(state["state"])]
                 await (await self._emit(envelope, kind, max_attempts, **state.get("outcome", {})))
             return EventType.SKIPPED
         # Registered before the first await, so a copy that arrives meanwhile waits for it.
@@ -240,7 +234,7 @@ class JobRunner:
             done.set()
 
     def _set_state(
-        self, envelope: JobEnvelope, state: str, record: IncomingRecord, **outcome: Any
+        self, envelope: JobEnvelope, state: JobState, record: IncomingRecord, **outcome: Any
     ) -> Awaitable[object]:
         value = {
             "state": state,
@@ -265,7 +259,7 @@ class JobRunner:
         """Record the job's terminal state and its terminal lifecycle record, and return once
         both are durable: only then does the job count as done (and its offset get committed).
         Concurrent jobs share the producer's batches, so this costs a round trip per batch."""
-        state_written = self._set_state(envelope, kind.value, record, **outcome)
+        state_written = self._set_state(envelope, STATE_AFTER[kind], record, **outcome)
         event_written = await self._emit(envelope, kind, max_attempts, **outcome)
         await asyncio.gather(state_written, event_written)
         self._finished[envelope.job_id] = None
@@ -288,7 +282,7 @@ class JobRunner:
         # Wait until the job is known to be active before its side effect starts: a worker that
         # takes the partition over then records it as stalled, and while Kafka cannot be
         # reached no email goes out that could not be recorded.
-        await self._set_state(envelope, "active", record)
+        await self._set_state(envelope, JobState.ACTIVE, record)
         await self._emit(envelope, EventType.ACTIVE, max_attempts)
         context = JobContext(
             job_id=envelope.job_id,
@@ -397,16 +391,8 @@ class JobRunner:
             logger.warning("queue %s paused: %s; probing until it answers", self.queue.name, cause)
         else:
             logger.warning("queue %s resumed after %.1f s", self.queue.name, paused_s)
-        event = JobEvent(
-            job_id="",
-            queue=self.queue.name,
-            job_name="",
-            type=EventType.QUEUE_PAUSED if opened else EventType.QUEUE_RESUMED,
-            attempt=0,
-            max_attempts=0,
-            worker_id=self._worker_id,
-            error_message=cause,
-            duration_ms=None if opened else int(paused_s * 1000),
+        event = lifecycle.queue_event(
+            self.queue.name, self._worker_id, paused=opened, cause=cause, paused_s=paused_s
         )
         await self._publisher.publish_soon(
             self._topics.events, key=b"", value=encode_event(event), headers=[]
@@ -431,7 +417,7 @@ class JobRunner:
             headers=following.headers(),
             partition=0,
         )
-        self._set_state(envelope, "retrying", record)
+        self._set_state(envelope, JobState.DELAYED, record)
         message = redact(str(exc) or type(exc).__name__, secrets)
         await self._emit(
             envelope,
@@ -540,20 +526,11 @@ class JobRunner:
     ) -> Awaitable[object]:
         """Hand a lifecycle record to the producer; returns what resolves once it is written.
 
-        Terminal records get an id derived from the job and attempt, so a copy written again
-        after a crash (see ``_process``) can be recognised as the same record.
+        Terminal records carry an id derived from the job and attempt, so a copy written again
+        after a crash (see ``_process``) is recognised as the same record.
         """
-        if kind in TERMINAL_EVENTS:
-            fields["event_id"] = terminal_event_id(envelope, kind)
-        event = JobEvent(
-            job_id=envelope.job_id,
-            queue=self.queue.name,
-            job_name=envelope.job_name,
-            type=kind,
-            attempt=envelope.attempt,
-            max_attempts=max_attempts,
-            worker_id=self._worker_id,
-            **fields,
+        event = lifecycle.attempt_event(
+            self.queue.name, envelope, kind, max_attempts, self._worker_id, **fields
         )
         return await self._publisher.publish_soon(
             self._topics.events,

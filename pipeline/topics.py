@@ -62,3 +62,9 @@ job_latency = app.Table(
 job_status = app.Table(
     "job-status", default=None, partitions=JOB_EVENTS.partition_count(settings), key_type=bytes
 )
+
+# The jobs that are dead-lettered now, by job id, as /dlq lists them: kept by the monitor beside
+# job-status, so listing reads no topic. An entry stays until the job is redriven.
+dead_letters = app.Table(
+    "dead-letters", default=None, partitions=JOB_EVENTS.partition_count(settings), key_type=bytes
+)

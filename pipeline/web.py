@@ -1,7 +1,10 @@
-"""HTTP on the worker's web server: job status and queue counts.
+"""HTTP on the worker's web server: job status, queue counts and dead letters.
 
-GET /jobs/{job_id}   the job's latest state (asked of the worker that owns its partition)
-GET /queues          counts of lifecycle records by queue, job name and type
+GET  /jobs/{job_id}                 the job's latest state (asked of the worker that owns it)
+GET  /queues                        counts of lifecycle records by queue, job name and type
+GET  /dlq/{queue}                   the queue's dead-lettered jobs, newest first
+POST /dlq/{queue}/{job_id}/redrive  send one back to its queue
+Lists and counts are gathered from every worker (``?local=1``: this worker's part only).
 """
 
 from __future__ import annotations
@@ -14,11 +17,11 @@ from typing import Any
 from faust.web import Request, Response, View
 
 from pipeline.agents.monitor import counts as monitor_counts
-from pipeline.agents.monitor import metrics, recent_failures
+from pipeline.agents.monitor import dead_lettered, metrics, recent_failures
 from pipeline.agents.runtime import FaustPublisher
 from pipeline.application import app, settings
 from pipeline.catalog import QUEUES, QueueSpec
-from pipeline.deadletters import describe, latest_dead_letters, redrive
+from pipeline.deadletters import redrive
 from pipeline.monitoring import queue_counts
 from pipeline.topics import job_status
 
@@ -46,17 +49,25 @@ class QueuesView(View):
         counts = monitor_counts()
         if request.query.get("local") != "1":
             # Each count lives on the worker that holds its partition of the counts table.
-            own = str(app.conf.canonical_url).rstrip("/")
-            for url in app.router.tables_metadata():
-                if str(url).rstrip("/") == own:
-                    continue
-                async with app.http_client.get(f"{str(url).rstrip('/')}/queues/?local=1") as peer:
-                    for queue, jobs in (await peer.json()).items():
-                        for job, kinds in jobs.items():
-                            for kind, count in kinds.items():
-                                key = f"{queue}/{job}/{kind}"
-                                counts[key] = counts.get(key, 0) + count
+            for peer in await _from_peers("/queues/?local=1"):
+                for queue, jobs in peer.items():
+                    for job, kinds in jobs.items():
+                        for kind, count in kinds.items():
+                            key = f"{queue}/{job}/{kind}"
+                            counts[key] = counts.get(key, 0) + count
         return self.json(queue_counts(counts))
+
+
+async def _from_peers(path: str) -> list[Any]:
+    """``path``'s JSON from every other worker of the group."""
+    own = str(app.conf.canonical_url).rstrip("/")
+    answers = []
+    for url in app.router.tables_metadata():
+        base = str(url).rstrip("/")
+        if base != own:
+            async with app.http_client.get(f"{base}{path}") as peer:
+                answers.append(await peer.json())
+    return answers
 
 
 def _queue(name: str) -> QueueSpec | None:
@@ -68,11 +79,15 @@ class DeadLettersView(View):
     """A queue's dead letters, newest first."""
 
     async def get(self, request: Request, queue: str) -> Response:
-        """``[{job_id, job_name, reason, error_class, attempts, failed_at_ms, redrive}]``."""
-        name = _queue(queue)
-        if name is None:
+        """``[{job_id, queue, job_name, reason, error_class, attempts, max_attempts,
+        failed_at_ms, redrive, partition}]``, from the monitor's dead-letters table."""
+        if _queue(queue) is None:
             return self.json({"error": f"no queue {queue}"}, status=404)
-        letters = [describe(r) for r in (await latest_dead_letters(settings, name)).values()]
+        letters = dead_lettered(queue)
+        if request.query.get("local") != "1":
+            # Each worker lists the partitions it owns.
+            for peer in await _from_peers(f"/dlq/{queue}/?local=1"):
+                letters.extend(peer)
         return self.json(sorted(letters, key=lambda item: -item["failed_at_ms"]))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -11,6 +12,8 @@ import pytest
 
 from pipeline.catalog import EMAIL, JOB_EVENTS, MEDIA_UPLOAD, QUEUES
 from pipeline.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def test_importing_pipeline_opens_no_socket_starts_no_thread_and_writes_no_file(
@@ -63,6 +66,16 @@ def test_the_producer_side_loads_nothing_of_the_worker() -> None:
     assert result.stdout.strip() == "[]"
 
 
+def test_the_import_contracts_hold() -> None:
+    # pyproject.toml's [tool.importlinter]: the producer side loads no worker module (a static
+    # check of every import, function-level ones included) and no package has an import cycle.
+    lint_imports = str(Path(sys.executable).with_name("lint-imports"))
+    result = subprocess.run(
+        [lint_imports, "--no-cache"], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_settings_read_the_pipeline_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PIPELINE_KAFKA_BOOTSTRAP_SERVERS", "k1:9092, k2:9093")
     monkeypatch.setenv("PIPELINE_TOPIC_PREFIX", "staging.")
@@ -85,3 +98,18 @@ def test_a_bad_setting_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PIPELINE_TOPIC_PARTITIONS", "0")
     with pytest.raises(ValueError, match="topic_partitions"):
         Settings()
+
+
+def test_the_readme_layout_names_every_module_and_only_those() -> None:
+    readme = (REPO / "README.md").read_text()
+    layout = readme[readme.index("## Layout") : readme.index("## Settings")]
+    listed = set(re.findall(r"^\| `([^`]+)`", layout, flags=re.MULTILINE))
+    package = REPO / "pipeline"
+    modules = {
+        f"pipeline/{path.name}" + ("/" if path.is_dir() else "")
+        for path in package.iterdir()
+        if (path.suffix == ".py" and path.name != "__init__.py")
+        or (path.is_dir() and not path.name.startswith("__"))
+    }
+    assert sorted(modules - listed) == []
+    assert sorted(path for path in listed if not (REPO / path).exists()) == []

@@ -144,9 +144,19 @@ def test_only_finished_jobs_past_the_retention_expire() -> None:
         ("old-dead", {"state": "dead_lettered", "updated_ms": 100}),
         ("old-active", {"state": "active", "updated_ms": 100}),  # may still be running
         ("old-retrying", {"state": "retrying", "updated_ms": 100}),
+        ("old-delayed", {"state": "delayed", "updated_ms": 100}),
+        ("old-waiting", {"state": "waiting", "updated_ms": 100}),
+        # How cron firings end: failed and skipped firings are forgotten too.
+        ("old-firing-failed", {"state": "failed", "updated_ms": 100}),
+        ("old-firing-skipped", {"state": "skipped", "updated_ms": 100}),
         ("new-done", {"state": "completed", "updated_ms": 5_000}),
         ("empty", None),
     ]
-    assert expired(states, before_ms=1_000) == ["old-done", "old-dead"]
+    assert expired(states, before_ms=1_000) == [
+        "old-done",
+        "old-dead",
+        "old-firing-failed",
+        "old-firing-skipped",
+    ]
     assert sweep_interval_s(7 * 24 * 3600) == 600.0
     assert sweep_interval_s(4) == 1.0

@@ -21,11 +21,13 @@ from pipeline.monitoring import (
     add_latency,
     apply_event,
     count_key,
+    dead_letter_entry,
     in_partition,
     is_repeat,
+    leaves_dead_letters,
     merge_latency,
 )
-from pipeline.topics import job_counts, job_events_topic, job_latency, job_status
+from pipeline.topics import dead_letters, job_counts, job_events_topic, job_latency, job_status
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +88,7 @@ async def monitor_agent(stream: faust.StreamT[bytes]) -> None:
         states: dict[bytes, tuple[int, dict[str, Any]]] = {}
         counted: Counter[tuple[int, str]] = Counter()
         latencies: dict[tuple[int, str], dict[str, Any]] = {}
+        letters: dict[bytes, tuple[int, dict[str, Any] | None]] = {}  # None: off the list
         for record in records:
             partition = record.message.partition
             try:
@@ -109,17 +112,38 @@ async def monitor_agent(stream: faust.StreamT[bytes]) -> None:
                 recent_failures.append(event)
             after = apply_event(before, event)
             states[key] = (partition, after)
+            if event.type == EventType.DEAD_LETTERED:
+                letters[key] = (partition, dead_letter_entry(after, event, partition))
+            elif leaves_dead_letters(event) and (key in letters or key in dead_letters):
+                letters[key] = (partition, None)
             if event.type == EventType.COMPLETED and after.get("added_ms"):
                 figures = (partition, f"{event.queue}/{event.job_name}")
                 current = latencies.get(figures) or job_latency.get(in_partition(*figures))
                 latencies[figures] = add_latency(current, event.timestamp_ms - after["added_ms"])
         for key, (partition, state) in states.items():
             _write(job_status, partition, key, state)
+        for key, (partition, letter) in letters.items():
+            if letter is None:
+                tables.delete(dead_letters, key, partition)
+            else:
+                _write(dead_letters, partition, key, letter)
         for (partition, name), added in counted.items():
             count_name = in_partition(partition, name)
             _write(job_counts, partition, count_name, job_counts.get(count_name, 0) + added)
         for (partition, name), latency in latencies.items():
             _write(job_latency, partition, in_partition(partition, name), latency)
+
+
+def dead_lettered(queue: str) -> list[dict[str, Any]]:
+    """The jobs of ``queue`` dead-lettered now, in the partitions this worker owns (not the
+    standby copies it keeps of others', which may be a step behind)."""
+    changelog = dead_letters.changelog_topic.get_topic_name()
+    owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == changelog}
+    return [
+        letter
+        for _, letter in tables.items(dead_letters)
+        if letter["queue"] == queue and letter["partition"] in owned
+    ]
 
 
 def counts() -> dict[str, int]:
