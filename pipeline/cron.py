@@ -16,15 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.errors import ConfigurationError
-from pipeline.events import EventType, JobEvent, encode_event
+from pipeline.events import EventType, encode_event
+from pipeline.lifecycle import firing_event
 from pipeline.queues import EmailQueue, NewJob
 from pipeline.records import Publisher
 from pipeline.schemas.jobs import JobName
 from pipeline.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-CRON_QUEUE = "cron"
 
 
 @dataclass(frozen=True)
@@ -53,8 +52,8 @@ def load_recipient_source(path: str) -> RecipientSource:
     return source
 
 
-async def enqueue_daily_digest(settings: Settings, day: str) -> int:
-    """Enqueue one digest email per recipient; returns how many.
+async def enqueue_daily_digest(settings: Settings, day: str, queue: EmailQueue) -> int:
+    """Enqueue one digest email per recipient on ``queue``; returns how many.
 
     Job ids are made of the day and the address, so a second firing for the same day (a new
     leader, a manual run) sends nobody a second digest.
@@ -63,15 +62,14 @@ async def enqueue_daily_digest(settings: Settings, day: str) -> int:
     recipients = list(await source(settings))
     if not recipients:
         return 0
-    async with EmailQueue.connect(settings) as queue:
-        ids = await queue.add_bulk(
-            NewJob(
-                JobName.DAILY_DIGEST_EMAIL,
-                {"email": r.email, "customer_name": r.name, "day": day},
-                job_id=f"daily-digest:{day}:{r.email}",
-            )
-            for r in recipients
+    ids = await queue.add_bulk(
+        NewJob(
+            JobName.DAILY_DIGEST_EMAIL,
+            {"email": r.email, "customer_name": r.name, "day": day},
+            job_id=f"daily-digest:{day}:{r.email}",
         )
+        for r in recipients
+    )
     return len(ids)
 
 
@@ -116,16 +114,7 @@ class CronRunner:
         await self._emit(firing_id, name, EventType.COMPLETED, result={"enqueued": str(count)})
 
     async def _emit(self, firing_id: str, name: str, kind: EventType, **fields: Any) -> None:
-        event = JobEvent(
-            job_id=firing_id,
-            queue=CRON_QUEUE,
-            job_name=name,
-            type=kind,
-            attempt=1,
-            max_attempts=1,
-            worker_id=self._worker_id,
-            **fields,
-        )
+        event = firing_event(firing_id, name, kind, self._worker_id, **fields)
         await self._publisher.publish(
             self._events_topic, key=firing_id.encode(), value=encode_event(event), headers=[]
         )
