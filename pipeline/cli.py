@@ -14,11 +14,10 @@ from pydantic import ValidationError
 
 from pipeline.application import app, settings
 from pipeline.catalog import JOB_EVENTS, queue_named
-from pipeline.errors import UnknownJobError, UnknownQueueError
+from pipeline.errors import UnknownJobError, UnknownQueueError, describe_validation_error
 from pipeline.events import EventDecodeError, decode_event
 from pipeline.queues import Queue
 from pipeline.reading import read_topic
-from pipeline.runner import describe_validation_error
 
 
 @app.command(

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import ValidationError
+
 
 class PipelineError(Exception):
     """Base of every error this project raises."""
@@ -86,3 +88,12 @@ def redact(text: str, secrets: list[str]) -> str:
     for secret in sorted(secrets, key=len, reverse=True):
         text = text.replace(secret, REDACTED)
     return text
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """Where and why validation failed, without the offending input (it may be a secret)."""
+    problems = [
+        f"{'.'.join(str(part) for part in error['loc']) or 'value'}: {error['msg']}"
+        for error in exc.errors(include_input=False, include_url=False, include_context=False)
+    ]
+    return "invalid job data: " + "; ".join(problems)

@@ -1,7 +1,8 @@
 """The one mechanism around every handler: dedupe, limiter, lifecycle records, retries through
 the delay tiers, and dead letters. Free of Faust: the agents hand it records, a publisher and a
 state store, so it is tested directly. What a record means and where a failure goes are decided by
-the pure functions of ``pipeline.decisions``; this class sequences the sends they call for.
+the pure functions of ``pipeline.decisions``; what happened is written by ``pipeline.outcomes``;
+this class runs the handler and sequences the two.
 
 Decisions for a record, in order (none raises: an unforeseen error dead-letters the record):
 1. Headers that cannot be read, a record too large (dead-lettered as a reference) or no
@@ -28,22 +29,19 @@ import contextlib
 import logging
 import time
 import traceback
-from collections import OrderedDict, deque
-from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass, replace
+from collections import deque
+from collections.abc import Mapping
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 from aiolimiter import AsyncLimiter
 from pydantic import ValidationError
 
-from pipeline import lifecycle
 from pipeline.breaker import CircuitBreaker
 from pipeline.catalog import QueueSpec
 from pipeline.decisions import (
     Admission,
     DeadLetter,
-    RetryLater,
     admit,
     route_failure,
 )
@@ -55,48 +53,19 @@ from pipeline.errors import (
     InvalidJobData,
     JobStalled,
     PermanentJobError,
+    describe_validation_error,
     redact,
 )
-from pipeline.events import EventType, encode_event, now_ms
+from pipeline.events import EventType
 from pipeline.jobs import JobContext, JobRegistry, JobType
-from pipeline.lifecycle import STATE_AFTER, TERMINAL_EVENT_OF, JobState
-from pipeline.records import IncomingRecord, Publisher, dead_letter_of, record_id, record_size
+from pipeline.lifecycle import TERMINAL_EVENT_OF, JobState
+from pipeline.outcomes import JobRecorder, RunnerTopics, StateStore
+from pipeline.records import IncomingRecord, Publisher, record_id, record_size
 from pipeline.schemas.jobs import JobModel
 
 logger = logging.getLogger(__name__)
 
 
-class StateStore(Protocol):
-    """Each job's latest state by job id (a Faust table in the worker)."""
-
-    def get(self, job_id: str) -> dict[str, Any] | None: ...
-
-    def set(self, job_id: str, state: dict[str, Any], partition: int) -> Awaitable[object]:
-        """Record ``state`` in ``partition``; the awaitable resolves once the state is durable
-        (acked by every in-sync replica), where a worker that takes the partition over reads
-        it before it runs anything."""
-        ...
-
-
-@dataclass(frozen=True)
-class RunnerTopics:
-    """The full topic names one queue's runner sends to."""
-
-    events: str
-    dead_letter: str
-    delays: Mapping[int, str]  # tier seconds -> topic
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    """Where and why validation failed, without the offending input (it may be a secret)."""
-    problems = [
-        f"{'.'.join(str(part) for part in error['loc']) or 'value'}: {error['msg']}"
-        for error in exc.errors(include_input=False, include_url=False, include_context=False)
-    ]
-    return "invalid job data: " + "; ".join(problems)
-
-
-FINISHED_REMEMBERED = 100_000
 SKIPPED = frozenset((Admission.SKIP_REPEAT, Admission.SKIP_STALE, Admission.REWRITE_TERMINAL))
 
 
@@ -119,22 +88,26 @@ class JobRunner:
         breaker_max_pause_s: float = 30.0,
     ) -> None:
         self.queue = queue
-        self._topics = topics
+        self._delay_tiers_s = list(topics.delays)
         self._registry = registry
-        self._publisher = publisher
         self._states = states
         self._services = services
-        self._worker_id = worker_id
         self._max_job_bytes = max_job_bytes
         self._job_timeout_s = job_timeout_s
         self._limiter = limiter
+        self._outcomes = JobRecorder(
+            queue=queue,
+            topics=topics,
+            publisher=publisher,
+            states=states,
+            worker_id=worker_id,
+            max_job_bytes=max_job_bytes,
+        )
         self.breaker = CircuitBreaker(
-            max_pause_s=breaker_max_pause_s, on_change=self._breaker_changed
+            max_pause_s=breaker_max_pause_s, on_change=self._outcomes.queue_changed
         )
         # Jobs running now, each with the event set when its run is over.
         self._in_flight: dict[str, asyncio.Event] = {}
-        # Jobs this runner took to a terminal state, whose terminal records are acked.
-        self._finished: OrderedDict[str, None] = OrderedDict()
         # Milliseconds from a handler's return to its outcome being durable: the window in which
         # a crash makes the job run again. Read by /metrics and the chaos suite.
         self.done_window_ms: deque[float] = deque(maxlen=10_000)
@@ -160,7 +133,7 @@ class JobRunner:
                 "".join(traceback.format_tb(exc.__traceback__)),
             )
             error = InternalError(f"the worker failed on this record ({type(exc).__name__})")
-            return await self._dead_letter(record, self._unreadable(record), 1, error, [])
+            return await self._outcomes.dead_letter(record, self._unreadable(record), 1, error, [])
 
     @staticmethod
     def _unreadable(record: IncomingRecord) -> JobEnvelope:
@@ -177,7 +150,7 @@ class JobRunner:
                 timestamp_ms=record.timestamp_ms,
             )
         except InvalidEnvelope as exc:
-            return await self._dead_letter(record, self._unreadable(record), 1, exc, [])
+            return await self._outcomes.dead_letter(record, self._unreadable(record), 1, exc, [])
         try:
             size = record_size(record)
             if size > self._max_job_bytes:
@@ -186,7 +159,9 @@ class JobRunner:
                 )
             job_type = self._registry.get(envelope.job_name, self.queue)
         except PermanentJobError as exc:
-            return await self._dead_letter(record, envelope, envelope.max_attempts or 1, exc, [])
+            return await self._outcomes.dead_letter(
+                record, envelope, envelope.max_attempts or 1, exc, []
+            )
         max_attempts = envelope.max_attempts or job_type.retry.attempts
         running = self._in_flight.get(envelope.job_id)
         while running is not None:
@@ -201,7 +176,7 @@ class JobRunner:
             state,
             topic=record.topic,
             offset=record.offset,
-            finished_here=envelope.job_id in self._finished,
+            finished_here=self._outcomes.finished_here(envelope.job_id),
         )
         if admission in SKIPPED:
             logger.info(
@@ -215,7 +190,11 @@ class JobRunner:
             )
             if admission is Admission.REWRITE_TERMINAL and state is not None:
                 kind = TERMINAL_EVENT_OF[JobState.of(state["state"])]
-                await (await self._emit(envelope, kind, max_attempts, **state.get("outcome", {})))
+                await (
+                    await self._outcomes.emit(
+                        envelope, kind, max_attempts, **state.get("outcome", {})
+                    )
+                )
             return EventType.SKIPPED
         # Registered before the first await, so a copy that arrives meanwhile waits for it.
         done = self._in_flight[envelope.job_id] = asyncio.Event()
@@ -227,44 +206,11 @@ class JobRunner:
                     envelope.job_name,
                     envelope.attempt,
                 )
-                await self._emit(envelope, EventType.STALLED, max_attempts)
+                await self._outcomes.emit(envelope, EventType.STALLED, max_attempts)
             return await self._run(record, envelope, job_type, max_attempts)
         finally:
             del self._in_flight[envelope.job_id]
             done.set()
-
-    def _set_state(
-        self, envelope: JobEnvelope, state: JobState, record: IncomingRecord, **outcome: Any
-    ) -> Awaitable[object]:
-        value = {
-            "state": state,
-            "attempt": envelope.attempt,
-            "topic": record.topic,
-            "offset": record.offset,
-            "redrive": envelope.redrive,
-            "updated_ms": now_ms(),
-        }
-        if outcome:
-            value["outcome"] = outcome  # what the terminal record said, to write it again
-        return self._states.set(envelope.job_id, value, record.partition)
-
-    async def _finish(
-        self,
-        record: IncomingRecord,
-        envelope: JobEnvelope,
-        kind: EventType,
-        max_attempts: int,
-        **outcome: Any,
-    ) -> None:
-        """Record the job's terminal state and its terminal lifecycle record, and return once
-        both are durable: only then does the job count as done (and its offset get committed).
-        Concurrent jobs share the producer's batches, so this costs a round trip per batch."""
-        state_written = self._set_state(envelope, STATE_AFTER[kind], record, **outcome)
-        event_written = await self._emit(envelope, kind, max_attempts, **outcome)
-        await asyncio.gather(state_written, event_written)
-        self._finished[envelope.job_id] = None
-        if len(self._finished) > FINISHED_REMEMBERED:
-            self._finished.popitem(last=False)
 
     async def _run(
         self,
@@ -277,19 +223,19 @@ class JobRunner:
             job: JobModel = job_type.model.model_validate_json(record.value)
         except ValidationError as exc:
             error = InvalidJobData(describe_validation_error(exc))
-            return await self._dead_letter(record, envelope, max_attempts, error, [])
+            return await self._outcomes.dead_letter(record, envelope, max_attempts, error, [])
         secrets = job.secret_values()
         # Wait until the job is known to be active before its side effect starts: a worker that
         # takes the partition over then records it as stalled, and while Kafka cannot be
         # reached no email goes out that could not be recorded.
-        await self._set_state(envelope, JobState.ACTIVE, record)
-        await self._emit(envelope, EventType.ACTIVE, max_attempts)
+        await self._outcomes.set_state(envelope, JobState.ACTIVE, record)
+        await self._outcomes.emit(envelope, EventType.ACTIVE, max_attempts)
         context = JobContext(
             job_id=envelope.job_id,
             attempt=envelope.attempt,
             max_attempts=max_attempts,
             services=self._services,
-            report_progress=partial(self._progress, envelope, max_attempts),
+            report_progress=partial(self._outcomes.progress, envelope, max_attempts),
         )
         started = time.monotonic()
         try:
@@ -303,16 +249,16 @@ class JobRunner:
                 attempt=envelope.attempt,
                 max_attempts=max_attempts,
                 policy=job_type.retry,
-                tiers_s=list(self._topics.delays),
+                tiers_s=self._delay_tiers_s,
             )
             if isinstance(route, DeadLetter):
-                return await self._dead_letter(
+                return await self._outcomes.dead_letter(
                     record, envelope, max_attempts, exc, secrets, duration_ms
                 )
-            return await self._retry(record, envelope, route, max_attempts, exc, secrets)
+            return await self._outcomes.retry(record, envelope, route, max_attempts, exc, secrets)
         returned = time.monotonic()
         duration_ms = int((returned - started) * 1000)
-        await self._finish(
+        await self._outcomes.finish(
             record,
             envelope,
             EventType.COMPLETED,
@@ -381,160 +327,7 @@ class JobRunner:
                 return result
         except TimeoutError as exc:
             # A hung handler: recorded as stalled, then retried like any other failure.
-            await self._emit(envelope, EventType.STALLED, max_attempts)
+            await self._outcomes.emit(envelope, EventType.STALLED, max_attempts)
             raise JobStalled(
                 f"no result after {self._job_timeout_s:g} s; the attempt was abandoned"
             ) from exc
-
-    async def _breaker_changed(self, opened: bool, cause: str, paused_s: float) -> None:
-        if opened:
-            logger.warning("queue %s paused: %s; probing until it answers", self.queue.name, cause)
-        else:
-            logger.warning("queue %s resumed after %.1f s", self.queue.name, paused_s)
-        event = lifecycle.queue_event(
-            self.queue.name, self._worker_id, paused=opened, cause=cause, paused_s=paused_s
-        )
-        await self._publisher.publish_soon(
-            self._topics.events, key=b"", value=encode_event(event), headers=[]
-        )
-
-    async def _retry(
-        self,
-        record: IncomingRecord,
-        envelope: JobEnvelope,
-        route: RetryLater,
-        max_attempts: int,
-        exc: Exception,
-        secrets: list[str],
-    ) -> EventType:
-        delay_s = route.delay_s
-        due_at_ms = now_ms() + int(delay_s * 1000)
-        following = replace(envelope.next_attempt(), due_at_ms=due_at_ms, target_topic=record.topic)
-        await self._publisher.publish(
-            self._topics.delays[route.tier_s],
-            key=record.key,
-            value=record.value,
-            headers=following.headers(),
-            partition=0,
-        )
-        self._set_state(envelope, JobState.DELAYED, record)
-        message = redact(str(exc) or type(exc).__name__, secrets)
-        await self._emit(
-            envelope,
-            EventType.FAILED,
-            max_attempts,
-            will_retry=True,
-            error_class=type(exc).__name__,
-            error_message=message,
-        )
-        await self._emit(envelope, EventType.RETRYING, max_attempts, due_at_ms=due_at_ms)
-        logger.info(
-            "job %s (%s) attempt %d/%d failed (%s: %s); retrying in %.1f s",
-            envelope.job_id,
-            envelope.job_name,
-            envelope.attempt,
-            max_attempts,
-            type(exc).__name__,
-            message,
-            delay_s,
-        )
-        return EventType.RETRYING
-
-    async def _dead_letter(
-        self,
-        record: IncomingRecord,
-        envelope: JobEnvelope,
-        max_attempts: int,
-        exc: Exception,
-        secrets: list[str],
-        duration_ms: int | None = None,
-    ) -> EventType:
-        message = redact(str(exc) or type(exc).__name__, secrets)
-        value, headers = dead_letter_of(
-            record,
-            job_id=envelope.job_id,
-            max_bytes=self._max_job_bytes,
-            reasons={
-                "dlq-reason": message,
-                "dlq-error-class": type(exc).__name__,
-                "dlq-attempts": envelope.attempt,
-                "dlq-max-attempts": max_attempts,
-                "dlq-failed-at": now_ms(),
-            },
-        )
-        await self._publisher.publish(
-            self._topics.dead_letter, key=record.key, value=value, headers=headers
-        )
-        await self._emit(
-            envelope,
-            EventType.FAILED,
-            max_attempts,
-            will_retry=False,
-            duration_ms=duration_ms,
-            error_class=type(exc).__name__,
-            error_message=message,
-        )
-        await self._finish(
-            record,
-            envelope,
-            EventType.DEAD_LETTERED,
-            max_attempts,
-            error_class=type(exc).__name__,
-            error_message=message,
-        )
-        if isinstance(exc, PermanentJobError):
-            logger.error(
-                "job %s (%s) dead-lettered: %s: %s",
-                envelope.job_id,
-                envelope.job_name or "<no key>",
-                type(exc).__name__,
-                message,
-            )
-        else:
-            # A handler bug or an outage that outlasted every attempt: show where, but only the
-            # frames (the exception's own text may hold a secret and is redacted above).
-            logger.error(
-                "job %s (%s) dead-lettered after %d attempts: %s: %s\n%s",
-                envelope.job_id,
-                envelope.job_name,
-                envelope.attempt,
-                type(exc).__name__,
-                message,
-                "".join(traceback.format_tb(exc.__traceback__)),
-            )
-        return EventType.DEAD_LETTERED
-
-    async def _progress(
-        self,
-        envelope: JobEnvelope,
-        max_attempts: int,
-        percent: float,
-        bytes_done: int | None = None,
-        bytes_total: int | None = None,
-    ) -> None:
-        await self._emit(
-            envelope,
-            EventType.PROGRESS,
-            max_attempts,
-            progress_percent=percent,
-            progress_bytes_done=bytes_done,
-            progress_bytes_total=bytes_total,
-        )
-
-    async def _emit(
-        self, envelope: JobEnvelope, kind: EventType, max_attempts: int, **fields: Any
-    ) -> Awaitable[object]:
-        """Hand a lifecycle record to the producer; returns what resolves once it is written.
-
-        Terminal records carry an id derived from the job and attempt, so a copy written again
-        after a crash (see ``_process``) is recognised as the same record.
-        """
-        event = lifecycle.attempt_event(
-            self.queue.name, envelope, kind, max_attempts, self._worker_id, **fields
-        )
-        return await self._publisher.publish_soon(
-            self._topics.events,
-            key=envelope.job_id.encode(),
-            value=encode_event(event),
-            headers=[],
-        )

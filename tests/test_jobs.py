@@ -9,10 +9,9 @@ from pydantic import ValidationError
 
 from pipeline.catalog import EMAIL, MEDIA_UPLOAD
 from pipeline.delays import delay_tier_for
-from pipeline.errors import UnknownJobError, redact
+from pipeline.errors import UnknownJobError, describe_validation_error, redact
 from pipeline.handlers import registry
 from pipeline.retry import RetryPolicy
-from pipeline.runner import describe_validation_error
 from pipeline.schemas import JobName, OtpEmailJob
 
 

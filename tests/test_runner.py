@@ -19,8 +19,9 @@ from pipeline.envelope import Headers
 from pipeline.errors import DependencyDown
 from pipeline.events import EventType, decode_event
 from pipeline.jobs import JobContext, JobRegistry
+from pipeline.outcomes import RunnerTopics
 from pipeline.records import IncomingRecord
-from pipeline.runner import JobRunner, RunnerTopics
+from pipeline.runner import JobRunner
 from pipeline.schemas.jobs import JobModel
 
 
@@ -246,7 +247,7 @@ async def test_an_unreachable_dependency_pauses_the_queue_and_spends_no_attempt(
     sent, states, handled = Recorder(), States(), []
     runner = make_runner(sent, states, handled)
     runner.breaker = CircuitBreaker(
-        first_pause_s=0.01, max_pause_s=0.05, on_change=runner._breaker_changed
+        first_pause_s=0.01, max_pause_s=0.05, on_change=runner._outcomes.queue_changed
     )
     down = {"left": 5}
 

@@ -17,8 +17,9 @@ from pipeline.catalog import DELAYS, JOB_EVENTS, QueueSpec
 from pipeline.compat import tables
 from pipeline.envelope import Headers
 from pipeline.handlers import registry
+from pipeline.outcomes import RunnerTopics
 from pipeline.records import IncomingRecord
-from pipeline.runner import JobRunner, RunnerTopics
+from pipeline.runner import JobRunner
 from pipeline.services.bundle import Services
 
 logger = logging.getLogger(__name__)
