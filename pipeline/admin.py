@@ -12,6 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from pipeline.catalog import TopicSpec
+from pipeline.errors import ConfigurationError
 from pipeline.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -107,6 +108,29 @@ async def ensure_topics(
                     raise for_code(code)(f"could not create topic {name}")
     finally:
         await admin.close()
+
+
+async def check_partitions(settings: Settings, specs: Iterable[TopicSpec]) -> None:
+    """Refuse to run when a topic exists with another partition count than the settings give it.
+
+    Job-state tables are partitioned like their queue topics, and redrives and delay tiers place
+    records by the settings' count: a topic made earlier with another count would put a job's
+    record and its state in different partitions, and its duplicates would run again.
+    """
+    declared = {spec.name(settings): spec.partition_count(settings) for spec in specs}
+    found = await partition_counts(settings.kafka_bootstrap_servers, declared)
+    wrong = [
+        f"{name} has {found[name]} (settings say {count})"
+        for name, count in declared.items()
+        if name in found and found[name] != count
+    ]
+    if wrong:
+        raise ConfigurationError(
+            "topics exist with another partition count: "
+            + "; ".join(wrong)
+            + ". Set PIPELINE_TOPIC_PARTITIONS to match, or give this deployment new topics "
+            "(PIPELINE_TOPIC_PREFIX)."
+        )
 
 
 async def delete_topics(bootstrap_servers: str, marker: str) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import faust
 from faust.types import TransportT
 
-from pipeline.admin import ensure_topics, wait_for_kafka
+from pipeline.admin import check_partitions, ensure_topics, wait_for_kafka
 from pipeline.catalog import all_topics
 from pipeline.compat.transport import Transport
 from pipeline.settings import Settings
@@ -27,13 +27,14 @@ class PipelineApp(faust.App):
         """Wait for Kafka (a worker may start before it), then create missing topics: a
         consumer that subscribes to a topic that does not exist yet is given no partitions of
         it until its next metadata refresh (minutes). Changelogs too, before Faust's recovery
-        looks for them."""
+        looks for them. Then refuse to run on topics partitioned unlike the settings say."""
         await wait_for_kafka(self.pipeline_settings)
         changelogs = {
             table.changelog_topic.get_topic_name(): table.partitions
             for table in self.tables.values()
         }
         await ensure_topics(self.pipeline_settings, all_topics(), changelogs)
+        await check_partitions(self.pipeline_settings, all_topics())
         await super().on_first_start()
 
 

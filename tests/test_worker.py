@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from pipeline.admin import partition_counts
 from pipeline.events import EventType
@@ -93,3 +93,18 @@ async def test_a_first_start_runs_every_job_enqueued_before_it(
     log = worker.log_text()
     assert "Ignoring missing topic" not in log
     assert "PartitionsMismatch" not in log
+
+
+async def test_a_queue_topic_partitioned_unlike_the_settings_stops_the_worker_with_one_line(
+    start_worker: StartWorker, kafka_admin: AIOKafkaAdminClient, topic_prefix: str
+) -> None:
+    # A topic some earlier deployment made with 2 partitions, where the settings say 6: the
+    # job-state table would be partitioned unlike its topic, so the worker must not start.
+    await kafka_admin.create_topics([NewTopic(f"{topic_prefix}email", 2, 1)])
+    worker = await start_worker(wait_ready=False)
+    await worker.wait_for_log(
+        rf"topics exist with another partition count: {topic_prefix}email has 2 "
+        r"\(settings say 6\)"
+    )
+    assert worker.process is not None
+    assert await worker.process.wait() != 0
