@@ -12,10 +12,12 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from pipeline.admin import partition_counts
+from pipeline.errors import UnknownJobError
 from pipeline.events import EventType
 from pipeline.queues import EmailQueue, NewJob
 from pipeline.schemas import JobName, OtpEmailJob
 from pipeline.settings import Settings
+from tests.brokers import REPO
 from tests.kafka_utils import EventLog, eventually, group_members
 from tests.smtp import SmtpSink
 from tests.workers import WorkerProcess
@@ -108,3 +110,22 @@ async def test_a_queue_topic_partitioned_unlike_the_settings_stops_the_worker_wi
     )
     assert worker.process is not None
     assert await worker.process.wait() != 0
+
+
+async def test_a_job_module_brings_its_own_queue_and_job_type(
+    start_worker: StartWorker, event_log: EventLog, pipeline_settings: Settings
+) -> None:
+    from tests.report_jobs import MonthlyReport, ReportsQueue
+
+    worker = await start_worker(
+        PIPELINE_JOB_MODULES='["tests.report_jobs"]',
+        PIPELINE_QUEUES__REPORTS__CONCURRENCY="2",
+        PYTHONPATH=str(REPO),
+    )
+    async with ReportsQueue.connect(pipeline_settings) as queue:
+        job_id = await queue.add("monthly-report", MonthlyReport(account_id="acme"))
+        with pytest.raises(UnknownJobError, match=r"known: monthly-report"):
+            await queue.add("yearly-report", {"account_id": "acme"})
+    [done] = (await event_log.wait_for([job_id], EventType.COMPLETED)).values()
+    assert (done.queue, done.result) == ("reports", {"account": "acme"})
+    assert "reports_agent" in worker.log_text()
