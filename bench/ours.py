@@ -5,17 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
+import math
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.jobs import BENCH, NOOP, BenchQueue, NoopJob
-from bench.support import VENV_BIN, child, free_port, peak_rss_bytes, percentile, wait_port
+from bench.support import (
+    VENV_BIN,
+    child,
+    cpu_seconds,
+    free_port,
+    peak_rss_bytes,
+    percentile,
+    wait_port,
+)
 from pipeline.catalog import JOB_EVENTS
 from pipeline.events import EventType, decode_event
 from pipeline.queues import EmailQueue, NewJob, Queue
@@ -26,14 +35,33 @@ BATCH = 1000  # jobs per add_bulk call, as BullMQ's addBulk gets them
 
 
 @dataclass
-class OurFigures:
-    """What the worker did, in jobs/s, ms and bytes."""
+class Latency:
+    """Enqueue-to-completed percentiles (ms) at one rate."""
+
+    rate: int
+    ms: dict[str, float]
+    jobs: int
+
+
+@dataclass
+class NoopLoad:
+    """One noop load: rates, and what it cost the workers and the broker."""
 
     enqueue_per_s: float
     noop_per_s: float
+    cpu_us_per_job: float  # every worker's user + system CPU, per job
+    records_per_job: float  # records written to the run's topics (changelogs included), per job
+    monitor_behind: int  # job-events records the group had not committed at the last completion
+    monitor_catch_up_s: float  # from the last completion until the group committed everything
+
+
+@dataclass
+class OurFigures:
+    """What the worker did, in jobs/s, ms and bytes."""
+
+    noop: NoopLoad
     email_per_s: float
-    latency_ms: dict[str, float]
-    latency_jobs: int
+    latencies: list[Latency]
     peak_rss_bytes: int
 
 
@@ -94,39 +122,51 @@ class Completions:
                 await asyncio.wait_for(self._changed.wait(), 1.0)
         return {job_id: self.done[job_id] for job_id in wanted}
 
-    async def wait_idle(self, group: str, topics: Sequence[str], timeout_s: float = 300.0) -> None:
-        """Wait until the worker's group has committed everything on ``topics``: the monitor
-        has caught up, so the next load starts on an idle worker."""
+    async def _partitions(self, admin: AIOKafkaAdminClient, topics: Sequence[str]) -> list[Any]:
+        described = await admin.describe_topics(list(topics))
+        return [
+            TopicPartition(topic["topic"], p["partition"])
+            for topic in described
+            for p in topic["partitions"]
+        ]
+
+    async def behind(self, group: str, topics: Sequence[str]) -> int:
+        """Records of ``topics`` the group has not committed yet."""
         assert self._consumer is not None
         admin = AIOKafkaAdminClient(bootstrap_servers=self._settings.kafka_bootstrap_servers)
         await admin.start()
         try:
-            described = await admin.describe_topics(list(topics))
-            tps = [
-                TopicPartition(topic["topic"], p["partition"])
-                for topic in described
-                for p in topic["partitions"]
-            ]
-            deadline = time.monotonic() + timeout_s
-            while True:
-                ends = await self._consumer.end_offsets(tps)
-                committed = await admin.list_consumer_group_offsets(group, partitions=tps)
-                # -1: nothing committed yet on that partition.
-                behind = sum(
-                    end - max(committed[tp].offset if tp in committed else 0, 0)
-                    for tp, end in ends.items()
-                )
-                if behind <= 0:
-                    return
-                if time.monotonic() > deadline:
-                    detail = {
-                        f"{tp.topic}:{tp.partition}": (end, committed.get(tp))
-                        for tp, end in ends.items()
-                    }
-                    raise TimeoutError(f"the worker is still {behind} records behind: {detail}")
-                await asyncio.sleep(0.5)
+            tps = await self._partitions(admin, topics)
+            ends = await self._consumer.end_offsets(tps)
+            committed = await admin.list_consumer_group_offsets(group, partitions=tps)
+            # -1: nothing committed yet on that partition.
+            return sum(
+                end - max(committed[tp].offset if tp in committed else 0, 0)
+                for tp, end in ends.items()
+            )
         finally:
             await admin.close()
+
+    async def wait_idle(self, group: str, topics: Sequence[str], timeout_s: float = 300.0) -> None:
+        """Wait until the worker's group has committed everything on ``topics``: the monitor
+        has caught up, so the next load starts on an idle worker."""
+        deadline = time.monotonic() + timeout_s
+        while (behind := await self.behind(group, topics)) > 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the worker is still {behind} records behind")
+            await asyncio.sleep(0.2)
+
+    async def records_written(self, markers: Sequence[str]) -> int:
+        """Records on every topic whose name holds one of ``markers`` (end offsets summed)."""
+        assert self._consumer is not None
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._settings.kafka_bootstrap_servers)
+        await admin.start()
+        try:
+            names = [n for n in await admin.list_topics() if any(m in n for m in markers)]
+            tps = await self._partitions(admin, names)
+        finally:
+            await admin.close()
+        return sum((await self._consumer.end_offsets(tps)).values())
 
     async def stop(self) -> None:
         """Stop following."""
@@ -163,12 +203,34 @@ async def _throughput(
     return len(jobs) / (enqueued - started), len(jobs) / (finished - started)
 
 
-async def _latency(
-    queue: Queue, completions: Completions, rate: int, seconds: float
-) -> tuple[dict[str, float], int]:
+async def _noop_load(
+    queue: Queue,
+    completions: Completions,
+    settings: Settings,
+    processes: Sequence[asyncio.subprocess.Process],
+    jobs: int,
+) -> NoopLoad:
+    """``jobs`` noop jobs through idle workers, with the CPU and the records they cost."""
+    markers = [settings.topic_prefix, settings.app_id]
+    events = [JOB_EVENTS.name(settings)]
+    records_before = await completions.records_written(markers)
+    cpu_before = sum(cpu_seconds(process.pid) for process in processes)
+    noop = [NewJob(NOOP, NoopJob(seq=i)) for i in range(jobs)]
+    enqueue_per_s, noop_per_s = await _throughput(queue, completions, noop)
+    behind = await completions.behind(settings.app_id, events)
+    done_at = time.monotonic()
+    await completions.wait_idle(settings.app_id, [BENCH.topic.name(settings), *events])
+    catch_up_s = time.monotonic() - done_at
+    cpu = sum(cpu_seconds(process.pid) for process in processes) - cpu_before
+    records = await completions.records_written(markers) - records_before
+    return NoopLoad(enqueue_per_s, noop_per_s, cpu / jobs * 1e6, records / jobs, behind, catch_up_s)
+
+
+async def _latency(queue: Queue, completions: Completions, rate: int, seconds: float) -> Latency:
     """Percentiles of enqueue-to-completed ms at ``rate`` jobs/s for ``seconds``."""
+    # Whole jobs per tick: the rate run is the nearest one above ``rate`` that ticks allow.
     tick_s = 0.02
-    per_tick = max(1, round(rate * tick_s))
+    per_tick = max(1, math.ceil(rate * tick_s))
     enqueued_ms: dict[str, float] = {}
     started = time.monotonic()
     seq = 0
@@ -182,7 +244,7 @@ async def _latency(
     done = await completions.wait_for(enqueued_ms)
     latencies = [done[job_id] - at for job_id, at in enqueued_ms.items()]
     figures = {f"p{p}": percentile(latencies, p) for p in (50, 95, 99)}
-    return figures, len(latencies)
+    return Latency(round(per_tick / tick_s), figures, len(latencies))
 
 
 @contextlib.asynccontextmanager
@@ -216,8 +278,11 @@ async def measure(
     workdir: Path,
     workers: int = 1,
 ) -> OurFigures:
-    """Start ``workers`` workers (and an SMTP sink that discards), run the three loads, and stop
-    them."""
+    """Start ``workers`` workers (and an SMTP sink that discards), run the loads, and stop them.
+
+    The latency run goes at half the noop capacity just measured, and at ``rate`` too when that
+    half is above it.
+    """
     smtp_port = free_port()
     sink = (str(VENV_BIN / "python"), "-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Sink")
     env = {**env, "PIPELINE_SMTP_HOST": "127.0.0.1", "PIPELINE_SMTP_PORT": str(smtp_port)}
@@ -232,23 +297,51 @@ async def measure(
         await completions.start()
         completions.workers = processes
         try:
-            # One job of each kind first: the worker has joined and warmed up once they are done.
-            warm = [*await bench.add_bulk([NewJob(NOOP, NoopJob())])]
-            warm += await email.add_bulk([_otp(0)])
-            await completions.wait_for(warm, timeout_s=120)
-
-            # Each load starts once the worker has also caught up on the previous one's records.
-            topics = [BENCH.topic.name(settings), JOB_EVENTS.name(settings)]
-            idle = functools.partial(completions.wait_idle, settings.app_id, topics)
-            await idle()
-            noop = [NewJob(NOOP, NoopJob(seq=i)) for i in range(jobs)]
-            enqueue_per_s, noop_per_s = await _throughput(bench, completions, noop)
-            await idle()
+            await _warm_up(bench, email, completions, settings)
+            noop = await _noop_load(bench, completions, settings, processes, jobs)
             otps = [_otp(i) for i in range(email_jobs)]
             _, email_per_s = await _throughput(email, completions, otps)
-            await idle()
-            latency, latency_jobs = await _latency(bench, completions, rate, seconds)
+            await _idle(completions, settings)
+            latencies = []
+            for each in sorted({min(rate, int(noop.noop_per_s / 2)), int(noop.noop_per_s / 2)}):
+                latencies.append(await _latency(bench, completions, each, seconds))
+                await _idle(completions, settings)
             peak = max(peak_rss_bytes(process.pid) for process in processes)
         finally:
             await completions.stop()
-    return OurFigures(enqueue_per_s, noop_per_s, email_per_s, latency, latency_jobs, peak)
+    return OurFigures(noop, email_per_s, latencies, peak)
+
+
+async def measure_noop(
+    settings: Settings, env: dict[str, str], *, jobs: int, workdir: Path, workers: int
+) -> NoopLoad:
+    """Only the noop load, on ``workers`` workers of one group."""
+    completions = Completions(settings)
+    async with (
+        _workers(workers, env, workdir) as processes,
+        BenchQueue.connect(settings) as bench,
+        EmailQueue.connect(settings) as email,
+    ):
+        await completions.start()
+        completions.workers = processes
+        try:
+            await _warm_up(bench, email, completions, settings)
+            return await _noop_load(bench, completions, settings, processes, jobs)
+        finally:
+            await completions.stop()
+
+
+async def _warm_up(
+    bench: Queue, email: Queue, completions: Completions, settings: Settings
+) -> None:
+    """One job of each kind: the workers have joined and warmed up once they are done, and the
+    next load starts once they have caught up on these jobs' records."""
+    warm = [*await bench.add_bulk([NewJob(NOOP, NoopJob())])]
+    warm += await email.add_bulk([_otp(0)])
+    await completions.wait_for(warm, timeout_s=120)
+    await _idle(completions, settings)
+
+
+async def _idle(completions: Completions, settings: Settings) -> None:
+    topics = [BENCH.topic.name(settings), JOB_EVENTS.name(settings)]
+    await completions.wait_idle(settings.app_id, topics)
