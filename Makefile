@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 KAFKA := PYTHON=$(abspath $(BIN)/python) deploy/kafka/kafka.sh
 DEV := PYTHON=$(abspath $(BIN)/python) deploy/devservices.sh
 
-.PHONY: venv run worker up down status test chaos bench lint format clean
+.PHONY: venv run worker up down status test chaos bench profile lint format clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ chaos: venv
 bench: venv bench/bullmq/node_modules
 	@command -v redis-server >/dev/null || apt-get install -y -q redis-server
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+## Where one worker's CPU goes during a noop load (py-spy, after `make up`).
+profile: venv
+	$(BIN)/python -m bench.profile $(PROFILE_ARGS)
 
 bench/bullmq/node_modules: bench/bullmq/package-lock.json
 	npm ci --prefix bench/bullmq --no-audit --no-fund

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import baselines, ours
-from bench.support import REPO
+from bench.support import REPO, bench_env
 from pipeline.admin import delete_topics
 from pipeline.settings import Settings
 
@@ -61,18 +61,13 @@ async def run(args: argparse.Namespace) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     workdir = REPO / "bench" / "results" / stamp
     workdir.mkdir(parents=True, exist_ok=True)
-    prefix = f"bench-{stamp}-"
     env = {
-        "PIPELINE_TOPIC_PREFIX": prefix,
-        "PIPELINE_APP_ID": f"pipeline-bench-{stamp}",
-        # The worker registers the bench queue from bench/ (the repository root on its path).
-        "PIPELINE_JOB_MODULES": '["bench.jobs"]',
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-        "PIPELINE_QUEUES__BENCH__CONCURRENCY": str(args.concurrency),
+        **bench_env("bench", stamp, args.concurrency),
         "PIPELINE_EMAIL__CONCURRENCY": str(args.concurrency),
         # The limiter protects a real mail provider; the sink here needs none.
         "PIPELINE_EMAIL__RATE_LIMIT_JOBS": "1000000",
     }
+    prefix = env["PIPELINE_TOPIC_PREFIX"]
     os.environ.update(env)
     settings = Settings()
     bootstrap = settings.kafka_bootstrap_servers

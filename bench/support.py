@@ -48,6 +48,18 @@ def peak_rss_bytes(pid: int) -> int:
     raise RuntimeError(f"no VmHWM for process {pid}")
 
 
+def bench_env(name: str, stamp: str, concurrency: int) -> dict[str, str]:
+    """Settings of a run's workers: topics and a group of the run's own, and the bench queue,
+    which the worker registers from ``bench/jobs.py`` (the repository root on its path)."""
+    return {
+        "PIPELINE_TOPIC_PREFIX": f"{name}-{stamp}-",
+        "PIPELINE_APP_ID": f"pipeline-{name}-{stamp}",
+        "PIPELINE_JOB_MODULES": '["bench.jobs"]',
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        "PIPELINE_QUEUES__BENCH__CONCURRENCY": str(concurrency),
+    }
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system) the process has used so far, in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
