@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import pytest
@@ -312,8 +313,15 @@ async def test_a_dead_letter_is_listed_and_redriven_over_http(
 
     base = f"http://127.0.0.1:{worker.env['PIPELINE_WEB_PORT']}"
     async with aiohttp.ClientSession() as http:
-        async with http.get(f"{base}/dlq/email/") as response:
-            [letter] = await response.json()
+
+        async def listed() -> list[dict[str, Any]]:
+            # The list follows job-events: the job shows once the monitor has read its
+            # dead_lettered record.
+            async with http.get(f"{base}/dlq/email/") as response:
+                letters: list[dict[str, Any]] = await response.json()
+            return letters
+
+        [letter] = await eventually(listed, what="the dead letter on /dlq")
         assert letter["job_id"] == job_id
         assert "refused" in letter["reason"]
         assert letter["attempts"] == 1
@@ -327,8 +335,11 @@ async def test_a_dead_letter_is_listed_and_redriven_over_http(
             lambda: _true(event_log.types(job_id)[-1:] == ["completed"]),
             what="the redriven job to complete",
         )
-        async with http.get(f"{base}/dlq/email/") as response:
-            assert await response.json() == []
+
+        async def cleared() -> bool:
+            return await listed() == []
+
+        await eventually(cleared, what="the redriven job off /dlq")
         async with http.post(f"{base}/dlq/email/{job_id}/redrive/") as response:
             assert response.status == 404
 
