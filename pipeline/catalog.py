@@ -76,9 +76,13 @@ class QueueSpec:
         try:
             return self.settings_model.model_validate(settings.queues.get(self.settings_group, {}))
         except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+                for error in exc.errors(include_input=False, include_url=False)
+            )
             raise ConfigurationError(
                 f"settings of queue {self.name!r} (PIPELINE_QUEUES__"
-                f"{self.settings_group.upper()}__*) are invalid: {exc.error_count()} errors"
+                f"{self.settings_group.upper()}__*) are invalid: {problems}"
             ) from None
 
 
