@@ -69,13 +69,13 @@ BATCH_MAX = 500
 BATCH_WITHIN_S = 0.1
 
 
-def _write(table: Any, partition: int, key: Any, value: Any) -> None:
+async def _write(table: Any, partition: int, key: Any, value: Any) -> None:
     """Set ``key`` with its changelog record in ``partition`` of job-events' partitioning.
 
     Faust would put the changelog record in the partition of the stream's current event, which
     in a batch is only the batch's last record.
     """
-    tables.write(table, key, value, partition)
+    await tables.write(table, key, value, partition)
 
 
 @app.agent(job_events_topic)
@@ -121,17 +121,17 @@ async def monitor_agent(stream: faust.StreamT[bytes]) -> None:
                 current = latencies.get(figures) or job_latency.get(in_partition(*figures))
                 latencies[figures] = add_latency(current, event.timestamp_ms - after["added_ms"])
         for key, (partition, state) in states.items():
-            _write(job_status, partition, key, state)
+            await _write(job_status, partition, key, state)
         for key, (partition, letter) in letters.items():
             if letter is None:
-                tables.delete(dead_letters, key, partition)
+                await tables.delete(dead_letters, key, partition)
             else:
-                _write(dead_letters, partition, key, letter)
+                await _write(dead_letters, partition, key, letter)
         for (partition, name), added in counted.items():
             count_name = in_partition(partition, name)
-            _write(job_counts, partition, count_name, job_counts.get(count_name, 0) + added)
+            await _write(job_counts, partition, count_name, job_counts.get(count_name, 0) + added)
         for (partition, name), latency in latencies.items():
-            _write(job_latency, partition, in_partition(partition, name), latency)
+            await _write(job_latency, partition, in_partition(partition, name), latency)
 
 
 def dead_lettered(queue: str) -> list[dict[str, Any]]:

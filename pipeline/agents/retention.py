@@ -44,7 +44,7 @@ async def forget_finished_jobs() -> None:
             partition = job_hash(job_id) % table.partitions
             if partition not in owned:
                 continue  # a copy left from a partition this worker no longer owns
-            tables.delete(table, key, partition)
+            await tables.delete(table, key, partition)
             forgotten += 1
         if forgotten:
             logger.info("forgot %d finished jobs in %s", forgotten, table.name)

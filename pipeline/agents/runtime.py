@@ -108,9 +108,16 @@ class TableStateStore:
         0.1 s for the producer buffer to drain, so an offset could be committed (or the job
         reported done) ahead of the state that makes its redelivery a no-op.
         """
-        first = tables.write(self._table, job_id, state, partition)
-        resend = partial(tables.send, self._table, job_id, state, partition)
-        return asyncio.ensure_future(until_written(resend, self._table.name, first=first))
+        handed = tables.write(self._table, job_id, state, partition)
+
+        def resend() -> Awaitable[None]:
+            return _acked(tables.send(self._table, job_id, state, partition))
+
+        return asyncio.ensure_future(until_written(resend, self._table.name, first=_acked(handed)))
+
+
+async def _acked(handed: Awaitable[Awaitable[object]]) -> None:
+    await (await handed)
 
 
 @cache
