@@ -3,7 +3,10 @@ faust-streaming or aiokafka that changes them fails here first (no broker)."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import inspect
+from typing import Any
 
 import faust
 import pytest
@@ -11,6 +14,7 @@ from faust.tables.base import Collection
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as driver
 
+from pipeline.compat.fetcher import deliver, drain_messages
 from pipeline.compat.transport import Consumer, first_unacked, head_dropped
 
 
@@ -76,3 +80,86 @@ def test_records_fetched_but_never_handed_out_are_read_again(
 def test_the_consumer_runs_the_re_read_check() -> None:
     tasks = Consumer._tasks or {}
     assert "_read_dropped_again" in tasks[f"{Consumer.__module__}.{Consumer.__qualname__}"]
+
+
+# faust-streaming 0.15.3's Consumer._drain_messages, which compat/fetcher.py copies with one
+# change: an upgrade that changes it must be read before the copy is trusted again.
+UPSTREAM_DRAIN_SHA256 = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
+
+
+def test_the_fetch_loop_compat_fetcher_copies_is_unchanged_upstream() -> None:
+    source = inspect.getsource(faust_consumer.Consumer._drain_messages)
+    assert hashlib.sha256(source.encode()).hexdigest() == UPSTREAM_DRAIN_SHA256
+    assert Consumer._drain_messages is drain_messages
+
+
+class Recorder:
+    """Stands in for mode's ``Service.wait_first``: runs what it is given, as Faust would."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def wait_first(self, *coros: Any) -> None:
+        self.calls += 1
+        first, *others = coros
+        for other in others:
+            other.close()
+        await first
+
+
+async def test_a_callback_that_need_not_wait_runs_inline_without_tasks() -> None:
+    ran: list[int] = []
+
+    async def callback() -> None:
+        ran.append(1)
+
+    faust_wait = Recorder()
+    await deliver(callback(), asyncio.Event(), faust_wait.wait_first)
+    assert (ran, faust_wait.calls) == ([1], 0)
+
+
+async def test_a_callback_that_waits_is_finished_as_faust_would() -> None:
+    ready = asyncio.Event()
+    ran: list[str] = []
+
+    async def callback() -> None:
+        ran.append("started")
+        await ready.wait()  # an agent's buffer is full
+        ran.append("delivered")
+
+    asyncio.get_running_loop().call_later(0.01, ready.set)
+    faust_wait = Recorder()
+    await deliver(callback(), asyncio.Event(), faust_wait.wait_first)
+    assert (ran, faust_wait.calls) == (["started", "delivered"], 1)
+
+
+async def test_a_waiting_callback_is_cancelled_like_any_coroutine() -> None:
+    cleaned: list[str] = []
+
+    async def callback() -> None:
+        try:
+            await asyncio.sleep(10)
+        finally:
+            cleaned.append("cancelled")
+
+    faust_wait = Recorder()
+    delivering = asyncio.ensure_future(deliver(callback(), asyncio.Event(), faust_wait.wait_first))
+    await asyncio.sleep(0.01)
+    delivering.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await delivering
+    assert cleaned == ["cancelled"]
+
+
+async def test_with_the_flow_suspended_faust_decides_and_errors_propagate() -> None:
+    async def failing() -> None:
+        raise ValueError("bad record")
+
+    faust_wait = Recorder()
+    suspended = asyncio.Event()
+    suspended.set()
+    with pytest.raises(ValueError, match="bad record"):
+        await deliver(failing(), suspended, faust_wait.wait_first)
+    assert faust_wait.calls == 1
+    with pytest.raises(ValueError, match="bad record"):
+        await deliver(failing(), asyncio.Event(), faust_wait.wait_first)

@@ -25,6 +25,8 @@ from faust.types import TP, Message
 from mode import Service
 from mode.utils.futures import notify
 
+from pipeline.compat.fetcher import drain_messages
+
 logger = logging.getLogger(__name__)
 
 
@@ -187,6 +189,9 @@ class Consumer(driver.Consumer):
                 await self._note_beginnings([tp])
             await self.seek(tp, self._start(tp) or 0)
         self._suspected = suspected
+
+    # Faust's fetch loop, without four asyncio tasks per record (see compat/fetcher.py).
+    _drain_messages = drain_messages
 
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
