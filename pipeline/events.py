@@ -73,6 +73,7 @@ class JobEvent:
     result: dict[str, str] = field(default_factory=dict)
     progress_bytes_done: int | None = None
     progress_bytes_total: int | None = None
+    started_ms: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values, as JSON output and the Avro writer want them."""
@@ -108,7 +109,7 @@ class _Schemas:
 
 
 # Earlier versions of job_event.avsc: records they wrote are still on topics and must decode.
-PREVIOUS_SCHEMAS = ("job_event.v1.avsc", "job_event.v2.avsc")
+PREVIOUS_SCHEMAS = ("job_event.v1.avsc", "job_event.v2.avsc", "job_event.v3.avsc")
 
 
 @cache

@@ -43,7 +43,11 @@ def apply_event(state: dict[str, Any] | None, event: JobEvent) -> dict[str, Any]
         current["worker_id"] = event.worker_id
     elif event.type == EventType.PROGRESS:
         current["progress_percent"] = event.progress_percent
-    elif event.type == EventType.COMPLETED:
+    if event.started_ms is not None:
+        # A job done before active_after_ms has no active record: its outcome says when it began.
+        current["started_ms"] = event.started_ms
+        current["worker_id"] = event.worker_id
+    if event.type == EventType.COMPLETED:
         current["finished_ms"] = event.timestamp_ms
         current["result"] = dict(event.result)
         current["terminal_event_id"] = event.event_id

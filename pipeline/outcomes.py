@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import traceback
-from collections import OrderedDict
-from collections.abc import Awaitable, Mapping
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -40,6 +41,45 @@ class StateStore(Protocol):
         (acked by every in-sync replica), where a worker that takes the partition over reads
         it before it runs anything."""
         ...
+
+
+class ActiveMark:
+    """A job's active state and lifecycle record, written only if its handler is still running
+    ``after_s`` into the attempt (at once, and waited for, when ``after_s`` is 0).
+
+    Most jobs finish in a few ms, and for them the two records said nothing the terminal record
+    does not (it carries ``started_ms``); skipping them halves what a noop job writes. A job that
+    runs longer is marked active as before, so a worker that takes its partition over while it
+    runs records it as stalled.
+    """
+
+    def __init__(self, write: Callable[[], Awaitable[None]]) -> None:
+        self._write = write
+        self._timer: asyncio.TimerHandle | None = None
+        self._written: asyncio.Future[None] | None = None
+
+    async def after(self, after_s: float) -> None:
+        """Write the mark once ``after_s`` has passed; with 0, write it now and return once the
+        state is durable."""
+        if after_s <= 0:
+            await self._write()
+            return
+        self._timer = asyncio.get_running_loop().call_later(after_s, self._fire)
+
+    def _fire(self) -> None:
+        self._written = asyncio.ensure_future(self._write())
+
+    async def settle(self) -> None:
+        """Before the attempt's outcome is written: drop the mark if it is not due yet, or wait
+        for it, so the active state can never land after the terminal one."""
+        self.cancel()
+        if self._written is not None:
+            await self._written
+
+    def cancel(self) -> None:
+        """Drop the mark if it is not due yet (a mark being written is left to finish)."""
+        if self._timer is not None:
+            self._timer.cancel()
 
 
 @dataclass(frozen=True)
@@ -72,10 +112,18 @@ class JobRecorder:
         self._max_job_bytes = max_job_bytes
         # Jobs this recorder took to a terminal state, whose terminal records are acked.
         self._done: OrderedDict[str, None] = OrderedDict()
+        # Outcomes handed to Kafka since the last settle: (job id, when its handler returned,
+        # what resolves once its state and terminal record are acked).
+        self._unsettled: list[tuple[str, float | None, Awaitable[object], Awaitable[object]]] = []
+        self._settling: set[str] = set()
+        # Milliseconds from a handler's return to its outcome being durable: the window in which
+        # a crash makes the job run again. Read by /metrics and the chaos suite.
+        self.done_window_ms: deque[float] = deque(maxlen=10_000)
 
     def finished_here(self, job_id: str) -> bool:
-        """Whether this recorder took ``job_id`` to its terminal state (and it is acked)."""
-        return job_id in self._done
+        """Whether this recorder took ``job_id`` to its terminal state: acked, or handed to Kafka
+        in the batch being run (whose offsets are committed only once it is settled)."""
+        return job_id in self._done or job_id in self._settling
 
     def set_state(
         self, envelope: JobEnvelope, state: JobState, record: IncomingRecord, **outcome: Any
@@ -93,23 +141,58 @@ class JobRecorder:
             value["outcome"] = outcome  # what the terminal record said, to write it again
         return self._states.set(envelope.job_id, value, record.partition)
 
+    async def mark_active(
+        self, envelope: JobEnvelope, record: IncomingRecord, max_attempts: int
+    ) -> None:
+        """Record the job as active; returns once its state is durable and its lifecycle record
+        handed to the producer."""
+        await self.set_state(envelope, JobState.ACTIVE, record)
+        await self.emit(envelope, EventType.ACTIVE, max_attempts)
+
     async def finish(
         self,
         record: IncomingRecord,
         envelope: JobEnvelope,
         kind: EventType,
         max_attempts: int,
+        *,
+        returned: float | None = None,
         **outcome: Any,
     ) -> None:
-        """Record the job's terminal state and its terminal lifecycle record, and return once
-        both are durable: only then does the job count as done (and its offset get committed).
-        Concurrent jobs share the producer's batches, so this costs a round trip per batch."""
+        """Hand the job's terminal state and terminal lifecycle record to Kafka. The job counts
+        as done (and its offset may be committed) only after ``settle``, once both are durable:
+        the jobs of a batch share that wait, so it costs one round trip per batch, not per job.
+        ``returned`` is when the handler returned (monotonic), for the done window."""
         state_written = self.set_state(envelope, STATE_AFTER[kind], record, **outcome)
         event_written = await self.emit(envelope, kind, max_attempts, **outcome)
-        await asyncio.gather(state_written, event_written)
-        self._done[envelope.job_id] = None
-        if len(self._done) > FINISHED_REMEMBERED:
-            self._done.popitem(last=False)
+        self._unsettled.append((envelope.job_id, returned, state_written, event_written))
+        self._settling.add(envelope.job_id)
+
+    async def settle(self) -> None:
+        """Return once every outcome handed to Kafka so far is durable, and count those jobs
+        done. While Kafka cannot be reached this waits (the sends are repeated); an outcome
+        Kafka refuses for good is logged, and its job is not counted done."""
+        unsettled, self._unsettled = self._unsettled, []
+        for job_id, returned, *writes in unsettled:
+            self._settling.discard(job_id)
+            try:
+                for write in writes:
+                    await write
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.error(
+                    "the outcome of job %s was not written (%s): its record stays uncommitted "
+                    "only if the worker stops before the next commit",
+                    job_id,
+                    type(exc).__name__,
+                )
+                continue
+            if returned is not None:
+                self.done_window_ms.append((time.monotonic() - returned) * 1000)
+            self._done[job_id] = None
+            if len(self._done) > FINISHED_REMEMBERED:
+                self._done.popitem(last=False)
 
     async def queue_changed(self, opened: bool, cause: str, paused_s: float) -> None:
         """Log and record the queue's breaker opening (paused) or closing (resumed)."""
@@ -132,6 +215,7 @@ class JobRecorder:
         max_attempts: int,
         exc: Exception,
         secrets: list[str],
+        started_ms: int | None = None,
     ) -> EventType:
         """Send the job's next attempt to its delay tier, then record the failure and the wait."""
         delay_s = route.delay_s
@@ -151,6 +235,7 @@ class JobRecorder:
             EventType.FAILED,
             max_attempts,
             will_retry=True,
+            started_ms=started_ms,
             error_class=type(exc).__name__,
             error_message=message,
         )
@@ -175,6 +260,7 @@ class JobRecorder:
         exc: Exception,
         secrets: list[str],
         duration_ms: int | None = None,
+        started_ms: int | None = None,
     ) -> EventType:
         """Send the record to the dead-letter topic with its reasons, then finish the job."""
         message = redact(str(exc) or type(exc).__name__, secrets)
@@ -199,6 +285,7 @@ class JobRecorder:
             max_attempts,
             will_retry=False,
             duration_ms=duration_ms,
+            started_ms=started_ms,
             error_class=type(exc).__name__,
             error_message=message,
         )

@@ -29,8 +29,7 @@ import contextlib
 import logging
 import time
 import traceback
-from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -56,10 +55,10 @@ from pipeline.errors import (
     describe_validation_error,
     redact,
 )
-from pipeline.events import EventType
+from pipeline.events import EventType, now_ms
 from pipeline.jobs import JobContext, JobRegistry, JobType
 from pipeline.lifecycle import TERMINAL_EVENT_OF, JobState
-from pipeline.outcomes import JobRecorder, RunnerTopics, StateStore
+from pipeline.outcomes import ActiveMark, JobRecorder, RunnerTopics, StateStore
 from pipeline.records import IncomingRecord, Publisher, record_id, record_size
 from pipeline.schemas.jobs import JobModel
 
@@ -86,6 +85,7 @@ class JobRunner:
         job_timeout_s: float,
         limiter: AsyncLimiter | None = None,
         breaker_max_pause_s: float = 30.0,
+        active_after_s: float = 0.0,
     ) -> None:
         self.queue = queue
         self._delay_tiers_s = list(topics.delays)
@@ -95,6 +95,7 @@ class JobRunner:
         self._max_job_bytes = max_job_bytes
         self._job_timeout_s = job_timeout_s
         self._limiter = limiter
+        self._active_after_s = active_after_s
         self._outcomes = JobRecorder(
             queue=queue,
             topics=topics,
@@ -108,12 +109,34 @@ class JobRunner:
         )
         # Jobs running now, each with the event set when its run is over.
         self._in_flight: dict[str, asyncio.Event] = {}
-        # Milliseconds from a handler's return to its outcome being durable: the window in which
-        # a crash makes the job run again. Read by /metrics and the chaos suite.
-        self.done_window_ms: deque[float] = deque(maxlen=10_000)
+        self.done_window_ms = self._outcomes.done_window_ms
+
+    async def process_batch(
+        self, records: Sequence[IncomingRecord], concurrency: int
+    ) -> list[EventType]:
+        """Take each record of a batch to its next state, at most ``concurrency`` jobs at a time;
+        returns once every outcome is durable (the batch's offsets may then be committed)."""
+        reached: list[EventType] = [EventType.UNKNOWN] * len(records)
+        pending = iter(enumerate(records))
+
+        async def lane() -> None:
+            # Each lane takes the next record when its job is over: no task per job.
+            for index, record in pending:
+                reached[index] = await self._take(record)
+
+        await asyncio.gather(*(lane() for _ in range(min(concurrency, len(records)))))
+        await self._outcomes.settle()
+        return reached
 
     async def process(self, record: IncomingRecord) -> EventType:
-        """Take one record to its next state; returns the last lifecycle type it reached.
+        """Take one record to its next state; returns once its outcome is durable."""
+        reached = await self._take(record)
+        await self._outcomes.settle()
+        return reached
+
+    async def _take(self, record: IncomingRecord) -> EventType:
+        """Take one record to its next state; returns the last lifecycle type it reached, once
+        its outcome is handed to Kafka (durable after ``settle``).
 
         Never raises for anything a record holds: a record that trips an unforeseen error in
         this code is dead-lettered with the error's class, so no record can stop the agent.
@@ -225,11 +248,13 @@ class JobRunner:
             error = InvalidJobData(describe_validation_error(exc))
             return await self._outcomes.dead_letter(record, envelope, max_attempts, error, [])
         secrets = job.secret_values()
-        # Wait until the job is known to be active before its side effect starts: a worker that
-        # takes the partition over then records it as stalled, and while Kafka cannot be
-        # reached no email goes out that could not be recorded.
-        await self._outcomes.set_state(envelope, JobState.ACTIVE, record)
-        await self._outcomes.emit(envelope, EventType.ACTIVE, max_attempts)
+        started_ms = now_ms()
+        # With active_after_ms 0 the job is known to be active before its side effect starts:
+        # a worker that takes the partition over then records it as stalled, and while Kafka
+        # cannot be reached no email goes out that could not be recorded. Otherwise only jobs
+        # that run longer get the mark (see ActiveMark).
+        mark = ActiveMark(partial(self._outcomes.mark_active, envelope, record, max_attempts))
+        await mark.after(self._active_after_s)
         context = JobContext(
             job_id=envelope.job_id,
             attempt=envelope.attempt,
@@ -241,8 +266,10 @@ class JobRunner:
         try:
             result = await self._call(job_type, job, context, envelope, max_attempts, secrets)
         except asyncio.CancelledError:
+            mark.cancel()
             raise
         except Exception as exc:
+            await mark.settle()
             duration_ms = int((time.monotonic() - started) * 1000)
             route = route_failure(
                 exc,
@@ -253,20 +280,24 @@ class JobRunner:
             )
             if isinstance(route, DeadLetter):
                 return await self._outcomes.dead_letter(
-                    record, envelope, max_attempts, exc, secrets, duration_ms
+                    record, envelope, max_attempts, exc, secrets, duration_ms, started_ms
                 )
-            return await self._outcomes.retry(record, envelope, route, max_attempts, exc, secrets)
+            return await self._outcomes.retry(
+                record, envelope, route, max_attempts, exc, secrets, started_ms
+            )
         returned = time.monotonic()
+        await mark.settle()
         duration_ms = int((returned - started) * 1000)
         await self._outcomes.finish(
             record,
             envelope,
             EventType.COMPLETED,
             max_attempts,
+            returned=returned,
             duration_ms=duration_ms,
+            started_ms=started_ms,
             result={k: redact(str(v), secrets) for k, v in (result or {}).items()},
         )
-        self.done_window_ms.append((time.monotonic() - returned) * 1000)
         logger.info(
             "job %s (%s) completed on attempt %d in %d ms",
             envelope.job_id,

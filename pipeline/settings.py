@@ -215,6 +215,25 @@ class Settings(BaseSettings):
         "to skip a duplicate of it); 0 keeps it for ever.",
     )
 
+    batch_max_jobs: int = Field(
+        500,
+        ge=1,
+        description="Most job records a queue's agent takes at once; their offsets are "
+        "committed together once every one of them is done.",
+    )
+    batch_wait_ms: float = Field(
+        5.0,
+        gt=0,
+        description="How long an agent waits to fill a batch before it runs what it has.",
+    )
+    active_after_ms: float = Field(
+        5.0,
+        ge=0,
+        description="A job still running this long gets its active state and lifecycle record; "
+        "a job done sooner gets none (its completed record carries started_ms). 0 writes both, "
+        "and waits for them, before every handler starts.",
+    )
+
     breaker_max_pause_s: float = Field(
         30.0,
         gt=0,

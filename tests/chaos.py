@@ -192,6 +192,8 @@ class Run:
             self.folder / f"worker-{index}",
             free_port(),
         )
+        # The product's default: the chaos figures are what a deployment would see.
+        del env["PIPELINE_ACTIVE_AFTER_MS"]
         env.update(
             self.sink.worker_env(
                 PIPELINE_EMAIL_CONCURRENCY=str(self.plan.concurrency),

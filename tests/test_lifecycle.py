@@ -73,6 +73,23 @@ def test_the_monitor_reads_the_records_into_the_same_states() -> None:
     assert state["state"] is JobState.DELAYED
 
 
+def test_a_job_done_without_an_active_record_still_shows_when_and_where_it_ran() -> None:
+    state = None
+    for event in [
+        lifecycle.added("email", envelope(), 3, timestamp_ms=10),
+        lifecycle.attempt_event(
+            "email", envelope(), EventType.COMPLETED, 3, "w1", started_ms=12, timestamp_ms=15
+        ),
+    ]:
+        state = apply_event(state, decode_event(encode_event(event)))
+    assert state is not None
+    assert (state["state"], state["started_ms"], state["worker_id"]) == (
+        JobState.COMPLETED,
+        12,
+        "w1",
+    )
+
+
 def test_queue_and_cron_records_name_no_job_attempt() -> None:
     paused = lifecycle.queue_event("email", "w1", paused=True, cause="refused", paused_s=0)
     resumed = lifecycle.queue_event("email", "w1", paused=False, cause="", paused_s=1.5)

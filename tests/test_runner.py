@@ -81,23 +81,37 @@ class States:
         self.data: dict[str, dict[str, Any]] = {}
         self.held: set[str] = set()
         self.release = asyncio.Event()
+        self.written = asyncio.Event()
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         return self.data.get(job_id)
 
     def set(self, job_id: str, state: dict[str, Any], partition: int) -> Awaitable[object]:
         self.data[job_id] = state
+        self.written.set()
         if state["state"] in self.held:
             return asyncio.ensure_future(self.release.wait())
         return _done()
 
 
-def make_runner(sent: Recorder, states: States, handled: list[str]) -> JobRunner:
+def make_runner(
+    sent: Recorder,
+    states: States,
+    handled: list[str],
+    *,
+    takes_s: float = 0.0,
+    active_after_s: float = 0.0,
+    gate: asyncio.Event | None = None,
+) -> JobRunner:
     registry = JobRegistry()
 
     @registry.job("echo", queue=EMAIL, model=Echo)
     async def echo(job: Echo, ctx: JobContext) -> Mapping[str, str]:
         handled.append(ctx.job_id)
+        if gate is not None:
+            await asyncio.wait_for(gate.wait(), timeout=5)
+        if takes_s:
+            await asyncio.sleep(takes_s)
         return {"echoed": job.text}
 
     return JobRunner(
@@ -110,6 +124,7 @@ def make_runner(sent: Recorder, states: States, handled: list[str]) -> JobRunner
         worker_id="w",
         max_job_bytes=2000,
         job_timeout_s=5,
+        active_after_s=active_after_s,
     )
 
 
@@ -186,6 +201,29 @@ async def test_a_job_is_done_only_once_its_outcome_is_durable() -> None:
     assert len(runner.done_window_ms) == 1
 
 
+async def test_a_job_done_within_active_after_gets_only_its_terminal_record() -> None:
+    sent, states, handled = Recorder(), States(), []
+    runner = make_runner(sent, states, handled, active_after_s=1.0)
+    states.held.add("active")  # were it written, the job could not finish
+    assert await runner.process(record(1, [("job-id", b"j")])) == EventType.COMPLETED
+    assert [kind for _, kind, _ in sent.events()] == ["completed"]
+    [(_, value, _)] = sent.sent["events"]
+    completed = decode_event(value)
+    assert completed.started_ms is not None
+    assert completed.started_ms <= completed.timestamp_ms
+
+
+async def test_a_job_still_running_after_active_after_is_marked_before_its_outcome() -> None:
+    sent, states, handled = Recorder(), States(), []
+    runner = make_runner(sent, states, handled, takes_s=0.2, active_after_s=0.01)
+    running = asyncio.create_task(runner.process(record(1, [("job-id", b"j")])))
+    await asyncio.wait_for(states.written.wait(), timeout=5)
+    assert states.get("j")["state"] == "active"  # type: ignore[index]
+    assert not running.done()
+    assert await running == EventType.COMPLETED
+    assert [kind for _, kind, _ in sent.events()] == ["active", "completed"]
+
+
 async def test_no_side_effect_starts_before_the_job_is_known_active() -> None:
     sent, states, handled = Recorder(), States(), []
     runner = make_runner(sent, states, handled)
@@ -199,21 +237,45 @@ async def test_no_side_effect_starts_before_the_job_is_known_active() -> None:
 
 
 async def test_a_copy_of_a_running_job_is_decided_only_once_the_run_is_over() -> None:
-    # Concurrency above one: a rebalance delivers the record of a running job again. The copy
-    # must not be skipped (and its offset committed) while the job runs: a crash meanwhile
-    # would lose the job. It waits, then is skipped; the handler runs once.
+    # Concurrency above one: a rebalance delivers the record of a running job again, in the
+    # same batch. The copy waits for the run, then is skipped without writing anything; the
+    # handler runs once, and the batch (both offsets) is done only once the outcome is durable.
     sent, states, handled = Recorder(), States(), []
-    runner = make_runner(sent, states, handled)
+    runner = make_runner(sent, states, handled, takes_s=0.05)
     states.held.add("completed")
-    original = asyncio.create_task(runner.process(record(1, [("job-id", b"j")])))
-    await asyncio.sleep(0.05)
-    copy = asyncio.create_task(runner.process(record(1, [("job-id", b"j")])))
-    await asyncio.sleep(0.05)
-    assert not copy.done()
+    batch = [record(1, [("job-id", b"j")]), record(1, [("job-id", b"j")])]
+    running = asyncio.create_task(runner.process_batch(batch, concurrency=2))
+    await asyncio.wait_for(states.written.wait(), timeout=5)
+    assert not running.done()
     states.release.set()
-    assert await original == EventType.COMPLETED
-    assert await copy == EventType.SKIPPED
+    assert await running == [EventType.COMPLETED, EventType.SKIPPED]
     assert handled == ["j"]
+    assert [kind for _, kind, _ in sent.events()] == ["active", "completed"]
+
+
+async def test_a_batch_runs_its_jobs_concurrently_and_is_done_once_all_are_durable() -> None:
+    sent, states, handled = Recorder(), States(), []
+    gate = asyncio.Event()
+    runner = make_runner(sent, states, handled, gate=gate)
+    batch = [record(offset, [("job-id", f"j{offset}".encode())]) for offset in range(8)]
+    states.held.add("completed")
+    running = asyncio.create_task(runner.process_batch(batch, concurrency=4))
+    while len(handled) < 4:  # four handlers start; none returns until the gate opens
+        states.written.clear()
+        await asyncio.wait_for(states.written.wait(), timeout=5)
+    assert handled == ["j0", "j1", "j2", "j3"]
+    gate.set()
+
+    def completed() -> int:
+        return sum(state["state"] == "completed" for state in states.data.values())
+
+    while completed() < 8:
+        states.written.clear()
+        await asyncio.wait_for(states.written.wait(), timeout=5)
+    assert not running.done()  # every job finished, none of their outcomes is acked yet
+    states.release.set()
+    assert await running == [EventType.COMPLETED] * 8
+    assert len(runner.done_window_ms) == 8
 
 
 async def test_a_redelivered_finished_record_writes_its_terminal_record_again() -> None:

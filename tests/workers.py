@@ -90,6 +90,9 @@ def worker_env(
         PIPELINE_APP_ID=app_id,
         PIPELINE_DATA_DIR=str(data_dir),
         PIPELINE_WEB_PORT=str(web_port),
+        # Every attempt gets its active record, before its handler starts: the tests check whole
+        # lifecycles, which with the default would depend on how fast each handler was.
+        PIPELINE_ACTIVE_AFTER_MS="0",
         PYTHONUNBUFFERED="1",
     )
     return env

@@ -4,6 +4,7 @@ queue's topic to that queue's job runner."""
 from __future__ import annotations
 
 from functools import cache
+from typing import cast
 
 import faust
 from aiolimiter import AsyncLimiter
@@ -33,8 +34,11 @@ def queue_agent(queue: QueueSpec) -> None:
         return build_runner(queue, states, tuned.job_timeout_s, limiter)
 
     async def run_jobs(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await runner().process(incoming(event))
+        batches = cast(faust.Stream[bytes], stream).take_events(
+            settings.batch_max_jobs, within=settings.batch_wait_ms / 1000
+        )
+        async for events in batches:
+            await runner().process_batch([incoming(event) for event in events], tuned.concurrency)
 
     name = queue.name.replace("-", "_")
     run_jobs.__name__ = run_jobs.__qualname__ = f"{name}_agent"
@@ -42,7 +46,6 @@ def queue_agent(queue: QueueSpec) -> None:
     app.agent(
         faust_topic(queue.topic),
         name=f"pipeline.agents.{name}_agent",
-        concurrency=tuned.concurrency,
     )(run_jobs)
 
 

@@ -162,6 +162,7 @@ def build_runner(
         job_timeout_s=job_timeout_s,
         limiter=limiter,
         breaker_max_pause_s=settings.breaker_max_pause_s,
+        active_after_s=settings.active_after_ms / 1000,
     )
     return runner
 
