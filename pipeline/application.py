@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import faust
@@ -11,6 +12,8 @@ from pipeline.admin import check_partitions, ensure_topics, wait_for_kafka
 from pipeline.catalog import all_topics
 from pipeline.compat.transport import Transport
 from pipeline.settings import Settings
+
+GC_YOUNG_THRESHOLD = 10_000
 
 
 class PipelineApp(faust.App):
@@ -36,6 +39,12 @@ class PipelineApp(faust.App):
         await ensure_topics(self.pipeline_settings, all_topics(), changelogs)
         await check_partitions(self.pipeline_settings, all_topics())
         await super().on_first_start()
+        # Every module is loaded by now: keep those objects out of every collection from here on,
+        # and collect the young generation less often. A noop job allocates a few hundred
+        # objects, and with Python's default threshold (700) the collector took 4 % of the
+        # worker's time under load.
+        gc.freeze()
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def create_app(settings: Settings) -> PipelineApp:

@@ -33,7 +33,11 @@ def apply_event(state: dict[str, Any] | None, event: JobEvent) -> dict[str, Any]
         max_attempts=event.max_attempts,
         updated_ms=max(event.timestamp_ms, current.get("updated_ms", 0)),
     )
-    if event.type in STATE_AFTER:
+    if event.type in STATE_AFTER and not (
+        event.type == EventType.ADDED and current.get("state") not in (None, JobState.WAITING)
+    ):
+        # An ``added`` never moves a job back: it may land after the worker's first records
+        # (add_bulk sends both kinds at once), and a duplicate add of a finished job is skipped.
         current["state"] = STATE_AFTER[event.type]
     current.setdefault("state", JobState.WAITING)
     if event.type == EventType.ADDED:

@@ -8,12 +8,14 @@ needs (a job is done once its terminal state and terminal record are both acked)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import traceback
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from pipeline import lifecycle
@@ -36,10 +38,10 @@ class StateStore(Protocol):
 
     def get(self, job_id: str) -> dict[str, Any] | None: ...
 
-    def set(self, job_id: str, state: dict[str, Any], partition: int) -> Awaitable[object]:
-        """Record ``state`` in ``partition``; the awaitable resolves once the state is durable
-        (acked by every in-sync replica), where a worker that takes the partition over reads
-        it before it runs anything."""
+    async def set(self, job_id: str, state: dict[str, Any], partition: int) -> Awaitable[object]:
+        """Record ``state`` in ``partition``; awaiting what is returned waits until the state is
+        durable (acked by every in-sync replica), where a worker that takes the partition over
+        reads it before it runs anything. It must be awaited."""
         ...
 
 
@@ -82,6 +84,30 @@ class ActiveMark:
             self._timer.cancel()
 
 
+@dataclass
+class BatchWrites:
+    """What one batch handed to Kafka, awaited before its offsets may be committed."""
+
+    # Every record written (terminal, active, failed, retrying, progress, queue records).
+    deliveries: list[Awaitable[object]] = field(default_factory=list)
+    # Each finished job: its id, when its handler returned, its state and terminal writes.
+    outcomes: list[tuple[str, float | None, Awaitable[object], Awaitable[object]]] = field(
+        default_factory=list
+    )
+    finished: set[str] = field(default_factory=set)
+
+    def merge(self, other: BatchWrites) -> None:
+        """Take ``other``'s writes over, leaving it empty."""
+        self.deliveries += other.deliveries
+        self.outcomes += other.outcomes
+        self.finished |= other.finished
+        other.deliveries, other.outcomes, other.finished = [], [], set()
+
+
+# The batch being run in this task and the lanes it started (contextvars follow tasks).
+_BATCH: ContextVar[BatchWrites | None] = ContextVar("pipeline_batch", default=None)
+
+
 @dataclass(frozen=True)
 class RunnerTopics:
     """The full topic names one queue's runner sends to."""
@@ -112,10 +138,8 @@ class JobRecorder:
         self._max_job_bytes = max_job_bytes
         # Jobs this recorder took to a terminal state, whose terminal records are acked.
         self._done: OrderedDict[str, None] = OrderedDict()
-        # Outcomes handed to Kafka since the last settle: (job id, when its handler returned,
-        # what resolves once its state and terminal record are acked).
-        self._unsettled: list[tuple[str, float | None, Awaitable[object], Awaitable[object]]] = []
-        self._settling: set[str] = set()
+        # What was written outside any batch (none is, today): settled with the next batch.
+        self._loose = BatchWrites()
         # Milliseconds from a handler's return to its outcome being durable: the window in which
         # a crash makes the job run again. Read by /metrics and the chaos suite.
         self.done_window_ms: deque[float] = deque(maxlen=10_000)
@@ -123,12 +147,13 @@ class JobRecorder:
     def finished_here(self, job_id: str) -> bool:
         """Whether this recorder took ``job_id`` to its terminal state: acked, or handed to Kafka
         in the batch being run (whose offsets are committed only once it is settled)."""
-        return job_id in self._done or job_id in self._settling
+        return job_id in self._done or job_id in self._writes().finished
 
-    def set_state(
+    async def set_state(
         self, envelope: JobEnvelope, state: JobState, record: IncomingRecord, **outcome: Any
     ) -> Awaitable[object]:
-        """Record the job's ``state`` at ``record``; resolves once the state is durable."""
+        """Record the job's ``state`` at ``record``; what is returned resolves once the state
+        is durable, and is awaited by ``settle`` in any case."""
         value = {
             "state": state,
             "attempt": envelope.attempt,
@@ -139,14 +164,38 @@ class JobRecorder:
         }
         if outcome:
             value["outcome"] = outcome  # what the terminal record said, to write it again
-        return self._states.set(envelope.job_id, value, record.partition)
+        return self._handed(await self._states.set(envelope.job_id, value, record.partition))
+
+    def _handed(self, delivery: Awaitable[object]) -> Awaitable[object]:
+        # Every record handed to Kafka is awaited at the next settle: the batch's offsets are
+        # committed only once all it wrote (active, failed, retrying records too) is durable,
+        # and a record sent while Kafka is unreachable is sent again until it is.
+        self._writes().deliveries.append(delivery)
+        return delivery
+
+    def _writes(self) -> BatchWrites:
+        return _BATCH.get(None) or self._loose
+
+    @contextlib.asynccontextmanager
+    async def batch(self) -> AsyncIterator[None]:
+        """Run a batch of jobs inside: every record written inside (by its lanes, whatever task
+        they run in) is awaited at its end, before it returns. Batches of concurrent agents are
+        kept apart, so none is counted done on another's acks."""
+        writes = BatchWrites()
+        writes.merge(self._loose)
+        token = _BATCH.set(writes)
+        try:
+            yield
+        finally:
+            _BATCH.reset(token)
+        await self._settle(writes)
 
     async def mark_active(
         self, envelope: JobEnvelope, record: IncomingRecord, max_attempts: int
     ) -> None:
         """Record the job as active; returns once its state is durable and its lifecycle record
         handed to the producer."""
-        await self.set_state(envelope, JobState.ACTIVE, record)
+        await (await self.set_state(envelope, JobState.ACTIVE, record))
         await self.emit(envelope, EventType.ACTIVE, max_attempts)
 
     async def finish(
@@ -163,29 +212,32 @@ class JobRecorder:
         as done (and its offset may be committed) only after ``settle``, once both are durable:
         the jobs of a batch share that wait, so it costs one round trip per batch, not per job.
         ``returned`` is when the handler returned (monotonic), for the done window."""
-        state_written = self.set_state(envelope, STATE_AFTER[kind], record, **outcome)
+        state_written = await self.set_state(envelope, STATE_AFTER[kind], record, **outcome)
         event_written = await self.emit(envelope, kind, max_attempts, **outcome)
-        self._unsettled.append((envelope.job_id, returned, state_written, event_written))
-        self._settling.add(envelope.job_id)
+        writes = self._writes()
+        writes.outcomes.append((envelope.job_id, returned, state_written, event_written))
+        writes.finished.add(envelope.job_id)
 
-    async def settle(self) -> None:
-        """Return once every outcome handed to Kafka so far is durable, and count those jobs
-        done. While Kafka cannot be reached this waits (the sends are repeated); an outcome
-        Kafka refuses for good is logged, and its job is not counted done."""
-        unsettled, self._unsettled = self._unsettled, []
-        for job_id, returned, *writes in unsettled:
-            self._settling.discard(job_id)
+    async def _settle(self, writes: BatchWrites) -> None:
+        """Return once every record of the batch is durable, and count the jobs it finished
+        done. While Kafka cannot be reached this waits (the sends are repeated); a record Kafka
+        refuses for good is logged, and a job whose outcome it was is not counted done."""
+        refused: set[int] = set()
+        for delivery in writes.deliveries:
             try:
-                for write in writes:
-                    await write
+                await delivery
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                refused.add(id(delivery))
                 logger.error(
-                    "the outcome of job %s was not written (%s): its record stays uncommitted "
-                    "only if the worker stops before the next commit",
+                    "Kafka refused a record of this worker for good (%s)", type(exc).__name__
+                )
+        for job_id, returned, *outcome in writes.outcomes:
+            if any(id(write) in refused for write in outcome):
+                logger.error(
+                    "job %s finished, but its outcome was not written; a redelivery writes it",
                     job_id,
-                    type(exc).__name__,
                 )
                 continue
             if returned is not None:
@@ -203,8 +255,10 @@ class JobRecorder:
         event = lifecycle.queue_event(
             self._queue.name, self._worker_id, paused=opened, cause=cause, paused_s=paused_s
         )
-        await self._publisher.publish_soon(
-            self._topics.events, key=b"", value=encode_event(event), headers=[]
+        self._handed(
+            await self._publisher.publish_soon(
+                self._topics.events, key=b"", value=encode_event(event), headers=[]
+            )
         )
 
     async def retry(
@@ -228,7 +282,7 @@ class JobRecorder:
             headers=following.headers(),
             partition=0,
         )
-        self.set_state(envelope, JobState.DELAYED, record)
+        await self.set_state(envelope, JobState.DELAYED, record)
         message = redact(str(exc) or type(exc).__name__, secrets)
         await self.emit(
             envelope,
@@ -348,9 +402,11 @@ class JobRecorder:
         event = lifecycle.attempt_event(
             self._queue.name, envelope, kind, max_attempts, self._worker_id, **fields
         )
-        return await self._publisher.publish_soon(
-            self._topics.events,
-            key=envelope.job_id.encode(),
-            value=encode_event(event),
-            headers=[],
+        return self._handed(
+            await self._publisher.publish_soon(
+                self._topics.events,
+                key=envelope.job_id.encode(),
+                value=encode_event(event),
+                headers=[],
+            )
         )

@@ -125,10 +125,9 @@ class Queue:
         return new_id
 
     async def add_bulk(self, jobs: Iterable[NewJob]) -> list[str]:
-        """Validate every job first, then send them all and wait once per kind of record.
-
-        The ``added`` records are written before the jobs themselves, so no worker can record
-        a job as ``active`` ahead of its ``added``.
+        """Validate every job first, then send them all, with their ``added`` records, and wait
+        once: one round trip. A worker may record a job's outcome before its ``added`` lands;
+        the monitor reads a job's records in any order (``pipeline.monitoring.apply_event``).
         """
         planned = [self._plan(*self._prepare(job)) for job in jobs]
         fresh: dict[str, _Planned] = {}
@@ -136,19 +135,17 @@ class Queue:
             if plan.event is not None:
                 fresh.setdefault(plan.job_id, plan)
         await self._send_all(
-            (
-                self._events_topic,
-                plan.job_id.encode(),
-                plan.event,
-                plan.event_partition,
-                [],
-            )
-            for plan in fresh.values()
-            if plan.event is not None
-        )
-        await self._send_all(
-            (plan.topic, plan.key, plan.value, plan.partition, plan.headers)
-            for plan in fresh.values()
+            [
+                *(
+                    (self._events_topic, job_id.encode(), plan.event, plan.event_partition, [])
+                    for job_id, plan in fresh.items()
+                    if plan.event is not None
+                ),
+                *(
+                    (plan.topic, plan.key, plan.value, plan.partition, plan.headers)
+                    for plan in fresh.values()
+                ),
+            ]
         )
         # Only now: a send that failed must leave the id free for the caller's retry.
         for job_id in fresh:

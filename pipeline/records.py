@@ -46,7 +46,8 @@ class Publisher(Protocol):
         headers: Headers,
         partition: int | None = None,
     ) -> Awaitable[object]:
-        """Hand one record to the producer; the awaitable resolves once the broker has it."""
+        """Hand one record to the producer; awaiting what is returned waits until the broker has
+        it (and, while Kafka cannot be reached, sends it again): it must be awaited."""
         ...
 
 

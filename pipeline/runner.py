@@ -124,14 +124,14 @@ class JobRunner:
             for index, record in pending:
                 reached[index] = await self._take(record)
 
-        await asyncio.gather(*(lane() for _ in range(min(concurrency, len(records)))))
-        await self._outcomes.settle()
+        async with self._outcomes.batch():
+            await asyncio.gather(*(lane() for _ in range(min(concurrency, len(records)))))
         return reached
 
     async def process(self, record: IncomingRecord) -> EventType:
         """Take one record to its next state; returns once its outcome is durable."""
-        reached = await self._take(record)
-        await self._outcomes.settle()
+        async with self._outcomes.batch():
+            reached = await self._take(record)
         return reached
 
     async def _take(self, record: IncomingRecord) -> EventType:

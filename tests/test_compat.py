@@ -15,6 +15,7 @@ from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as driver
 
 from pipeline.compat.fetcher import deliver, drain_messages
+from pipeline.compat.tables import serialized
 from pipeline.compat.transport import Consumer, first_unacked, head_dropped
 
 
@@ -163,3 +164,22 @@ async def test_with_the_flow_suspended_faust_decides_and_errors_propagate() -> N
     assert faust_wait.calls == 1
     with pytest.raises(ValueError, match="bad record"):
         await deliver(failing(), asyncio.Event(), faust_wait.wait_first)
+
+
+def test_changelog_records_are_the_bytes_faust_itself_would_write() -> None:
+    app = faust.App("compat-serial", store="memory://")
+    cases = [
+        (app.Table("by-id", default=None, key_type=str), "j1", {"state": "completed", "n": None}),
+        (app.Table("by-bytes", default=None, key_type=bytes), b"j1", {"result": {"a": "é"}}),
+        (app.Table("counts", default=int, key_type=str), "0:email/x/added", 7),
+    ]
+    for table, key, value in cases:
+        topic = table.changelog_topic
+        assert (
+            serialized(table, key, "key_serializer", topic.prepare_key)
+            == (topic.prepare_key(key, table.key_serializer)[0])
+        )
+        assert (
+            serialized(table, value, "value_serializer", topic.prepare_value)
+            == (topic.prepare_value(value, table.value_serializer)[0])
+        )

@@ -90,6 +90,23 @@ def test_a_job_done_without_an_active_record_still_shows_when_and_where_it_ran()
     )
 
 
+def test_the_monitor_reaches_the_same_state_whatever_order_a_jobs_records_arrive_in() -> None:
+    # add_bulk sends a job and its added record at once: the worker's records may land first.
+    added = lifecycle.added("email", envelope(), 3, timestamp_ms=10)
+    active = lifecycle.attempt_event("email", envelope(), EventType.ACTIVE, 3, "w1")
+    completed = lifecycle.attempt_event("email", envelope(), EventType.COMPLETED, 3, "w1")
+    in_order = None
+    for event in (added, active, completed):
+        in_order = apply_event(in_order, event)
+    for order in ((active, completed, added), (active, added, completed)):
+        state = None
+        for event in order:
+            state = apply_event(state, event)
+        assert state == in_order
+    # A duplicate add of a finished job (the worker skips it) leaves it finished.
+    assert apply_event(in_order, added)["state"] == JobState.COMPLETED
+
+
 def test_queue_and_cron_records_name_no_job_attempt() -> None:
     paused = lifecycle.queue_event("email", "w1", paused=True, cause="refused", paused_s=0)
     resumed = lifecycle.queue_event("email", "w1", paused=False, cause="", paused_s=1.5)

@@ -86,10 +86,10 @@ class States:
     def get(self, job_id: str) -> dict[str, Any] | None:
         return self.data.get(job_id)
 
-    def set(self, job_id: str, state: dict[str, Any], partition: int) -> Awaitable[object]:
+    async def set(self, job_id: str, state: dict[str, Any], partition: int) -> Awaitable[object]:
         self.data[job_id] = state
         self.written.set()
-        if state["state"] in self.held:
+        if state["state"] in self.held or job_id in self.held:
             return asyncio.ensure_future(self.release.wait())
         return _done()
 
@@ -276,6 +276,21 @@ async def test_a_batch_runs_its_jobs_concurrently_and_is_done_once_all_are_durab
     states.release.set()
     assert await running == [EventType.COMPLETED] * 8
     assert len(runner.done_window_ms) == 8
+
+
+async def test_concurrent_batches_are_each_done_on_their_own_acks() -> None:
+    # A queue's two agents run batches side by side: one must not count as done on the other's
+    # acks, nor wait for them.
+    sent, states, handled = Recorder(), States(), []
+    runner = make_runner(sent, states, handled)
+    states.held.add("slow")  # this job's state is not acked until released
+    first = asyncio.create_task(runner.process_batch([record(1, [("job-id", b"slow")])], 1))
+    await asyncio.wait_for(states.written.wait(), timeout=5)
+    second = runner.process_batch([record(2, [("job-id", b"fast")])], 1)
+    assert await asyncio.wait_for(second, timeout=5) == [EventType.COMPLETED]
+    assert not first.done()
+    states.release.set()
+    assert await first == [EventType.COMPLETED]
 
 
 async def test_a_redelivered_finished_record_writes_its_terminal_record_again() -> None:

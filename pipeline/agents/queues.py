@@ -15,6 +15,8 @@ from pipeline.catalog import QUEUES, QueueSpec
 from pipeline.runner import JobRunner
 from pipeline.topics import faust_topic, job_state_table
 
+AGENTS_PER_QUEUE = 2
+
 
 def queue_agent(queue: QueueSpec) -> None:
     """Declare ``queue``'s state table and agent on the app, unless its settings disable it."""
@@ -33,12 +35,18 @@ def queue_agent(queue: QueueSpec) -> None:
         )
         return build_runner(queue, states, tuned.job_timeout_s, limiter)
 
+    # Two agents share the queue's concurrency, each running its own batches: a job that hangs
+    # until its timeout holds its batch, and the other agent goes on meanwhile.
+    actors = min(AGENTS_PER_QUEUE, tuned.concurrency)
+
     async def run_jobs(stream: faust.StreamT[bytes]) -> None:
+        index = stream.concurrency_index or 0
+        lanes = tuned.concurrency // actors + (index < tuned.concurrency % actors)
         batches = cast(faust.Stream[bytes], stream).take_events(
             settings.batch_max_jobs, within=settings.batch_wait_ms / 1000
         )
         async for events in batches:
-            await runner().process_batch([incoming(event) for event in events], tuned.concurrency)
+            await runner().process_batch([incoming(event) for event in events], lanes)
 
     name = queue.name.replace("-", "_")
     run_jobs.__name__ = run_jobs.__qualname__ = f"{name}_agent"
@@ -46,6 +54,7 @@ def queue_agent(queue: QueueSpec) -> None:
     app.agent(
         faust_topic(queue.topic),
         name=f"pipeline.agents.{name}_agent",
+        concurrency=actors,
     )(run_jobs)
 
 

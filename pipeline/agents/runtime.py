@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from functools import cache, partial
 from typing import Any
 
@@ -84,10 +84,36 @@ class FaustPublisher:
         headers: Headers,
         partition: int | None = None,
     ) -> Awaitable[object]:
-        """Hand one record to the producer; the task returned ends once it is written."""
+        """Hand one record to the producer; awaiting what is returned waits until it is
+        written."""
         sent = await app.producer.send(topic, key, value, partition, None, headers)
         resend = partial(app.producer.send_and_wait, topic, key, value, partition, None, headers)
-        return asyncio.ensure_future(until_written(resend, topic, first=sent))
+        return Delivery(sent, resend, topic)
+
+
+class Delivery:
+    """A record handed to the producer. Awaiting it waits for the broker's ack and, while Kafka
+    cannot be reached, sends the record again (``until_written``); awaiting it again returns at
+    once. No task runs for it meanwhile: the runner awaits every delivery of a batch once, when
+    it settles the batch, so a record costs no task of its own."""
+
+    __slots__ = ("_first", "_resend", "_what", "_written")
+
+    def __init__(
+        self, first: Awaitable[object], resend: Callable[[], Awaitable[object]], what: str
+    ) -> None:
+        self._first = first
+        self._resend = resend
+        self._what = what
+        self._written = False
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self._wait().__await__()
+
+    async def _wait(self) -> None:
+        if not self._written:
+            await until_written(self._resend, self._what, first=self._first)
+            self._written = True
 
 
 class TableStateStore:
@@ -101,23 +127,20 @@ class TableStateStore:
         value = self._table.get(job_id)
         return dict(value) if value else None
 
-    def set(self, job_id: str, state: dict[str, Any], partition: int) -> Awaitable[object]:
-        """Record the job's state; the changelog record's future resolves once it is acked.
+    async def set(self, job_id: str, state: dict[str, Any], partition: int) -> Awaitable[object]:
+        """Record the job's state; returns once its changelog record is handed to the producer,
+        with what resolves once it is acked.
 
         Not ``table[key] = value``: that drops the future, and Faust's commit only waits
         0.1 s for the producer buffer to drain, so an offset could be committed (or the job
         reported done) ahead of the state that makes its redelivery a no-op.
         """
-        handed = tables.write(self._table, job_id, state, partition)
+        sent = await tables.write(self._table, job_id, state, partition)
 
-        def resend() -> Awaitable[None]:
-            return _acked(tables.send(self._table, job_id, state, partition))
+        async def resend() -> None:
+            await (await tables.send(self._table, job_id, state, partition))
 
-        return asyncio.ensure_future(until_written(resend, self._table.name, first=_acked(handed)))
-
-
-async def _acked(handed: Awaitable[Awaitable[object]]) -> None:
-    await (await handed)
+        return Delivery(sent, resend, self._table.name)
 
 
 @cache
