@@ -156,6 +156,26 @@ class Completions:
                 raise TimeoutError(f"the worker is still {behind} records behind")
             await asyncio.sleep(0.2)
 
+    async def wait_members(self, group: str, count: int, timeout_s: float = 120.0) -> None:
+        """Wait until the group is stable with ``count`` members: a load that starts while a
+        second worker is still joining measures a rebalance, not the workers."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._settings.kafka_bootstrap_servers)
+        await admin.start()
+        deadline = time.monotonic() + timeout_s
+        try:
+            while True:
+                [response] = await admin.describe_consumer_groups([group])
+                [described] = response.to_object()["groups"]
+                if described["state"] == "Stable" and len(described["members"]) == count:
+                    return
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"group {group} is {described['state']}, not {count} members"
+                    )
+                await asyncio.sleep(0.2)
+        finally:
+            await admin.close()
+
     async def records_written(self, markers: Sequence[str]) -> int:
         """Records on every topic whose name holds one of ``markers`` (end offsets summed)."""
         assert self._consumer is not None
@@ -325,6 +345,7 @@ async def measure_noop(
         await completions.start()
         completions.workers = processes
         try:
+            await completions.wait_members(settings.app_id, workers)
             await _warm_up(bench, email, completions, settings)
             return await _noop_load(bench, completions, settings, processes, jobs)
         finally:
