@@ -66,6 +66,8 @@ async def run(args: argparse.Namespace) -> str:
         "PIPELINE_EMAIL__CONCURRENCY": str(args.concurrency),
         # The limiter protects a real mail provider; the sink here needs none.
         "PIPELINE_EMAIL__RATE_LIMIT_JOBS": "1000000",
+        # One SMTP connection per concurrent job, as BullMQ's workers would each hold theirs.
+        "PIPELINE_SMTP_POOL_SIZE": str(args.concurrency),
     }
     prefix = env["PIPELINE_TOPIC_PREFIX"]
     os.environ.update(env)
@@ -182,7 +184,8 @@ async def run(args: argparse.Namespace) -> str:
         "",
         f"Settings: pipeline {settings.topic_partitions} partitions, {args.workers} worker "
         "process(es) (uvloop, log level warn), "
-        f"concurrency {args.concurrency} (noop and email, no email rate limit), acks=all, linger "
+        f"concurrency {args.concurrency} (noop and email, no email rate limit, as many SMTP "
+        "connections), acks=all, linger "
         f"{settings.kafka_producer_linger_ms} ms, add_bulk batches of {ours.BATCH}, "
         "Faust's commit every 2.8 s; raw aiokafka: "
         f"{raw.settings}; BullMQ {bull.settings}, addBulk batches of 1000; Celery {cel.settings}.",
