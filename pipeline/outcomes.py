@@ -90,10 +90,11 @@ class BatchWrites:
 
     # Every record written (terminal, active, failed, retrying, progress, queue records).
     deliveries: list[Awaitable[object]] = field(default_factory=list)
-    # Each finished job: its id, when its handler returned, its state and terminal writes.
-    outcomes: list[tuple[str, float | None, Awaitable[object], Awaitable[object]]] = field(
-        default_factory=list
-    )
+    # Each finished job: its id, when its handler returned, what to log once it is done, and
+    # its state and terminal writes.
+    outcomes: list[
+        tuple[str, float | None, Callable[[], None] | None, Awaitable[object], Awaitable[object]]
+    ] = field(default_factory=list)
     finished: set[str] = field(default_factory=set)
 
     def merge(self, other: BatchWrites) -> None:
@@ -206,16 +207,18 @@ class JobRecorder:
         max_attempts: int,
         *,
         returned: float | None = None,
+        on_done: Callable[[], None] | None = None,
         **outcome: Any,
     ) -> None:
         """Hand the job's terminal state and terminal lifecycle record to Kafka. The job counts
-        as done (and its offset may be committed) only after ``settle``, once both are durable:
+        as done (and its offset may be committed) only when its batch ends, once both are durable:
         the jobs of a batch share that wait, so it costs one round trip per batch, not per job.
-        ``returned`` is when the handler returned (monotonic), for the done window."""
+        ``returned`` is when the handler returned (monotonic), for the done window; ``on_done``
+        runs once the job is done."""
         state_written = await self.set_state(envelope, STATE_AFTER[kind], record, **outcome)
         event_written = await self.emit(envelope, kind, max_attempts, **outcome)
         writes = self._writes()
-        writes.outcomes.append((envelope.job_id, returned, state_written, event_written))
+        writes.outcomes.append((envelope.job_id, returned, on_done, state_written, event_written))
         writes.finished.add(envelope.job_id)
 
     async def _settle(self, writes: BatchWrites) -> None:
@@ -233,7 +236,7 @@ class JobRecorder:
                 logger.error(
                     "Kafka refused a record of this worker for good (%s)", type(exc).__name__
                 )
-        for job_id, returned, *outcome in writes.outcomes:
+        for job_id, returned, on_done, *outcome in writes.outcomes:
             if any(id(write) in refused for write in outcome):
                 logger.error(
                     "job %s finished, but its outcome was not written; a redelivery writes it",
@@ -243,6 +246,8 @@ class JobRecorder:
             if returned is not None:
                 self.done_window_ms.append((time.monotonic() - returned) * 1000)
             self._done[job_id] = None
+            if on_done is not None:
+                on_done()
             if len(self._done) > FINISHED_REMEMBERED:
                 self._done.popitem(last=False)
 

@@ -294,16 +294,18 @@ class JobRunner:
             EventType.COMPLETED,
             max_attempts,
             returned=returned,
+            # Logged once the outcome is acked: the line means the job is done for good.
+            on_done=partial(
+                logger.info,
+                "job %s (%s) completed on attempt %d in %d ms",
+                envelope.job_id,
+                envelope.job_name,
+                envelope.attempt,
+                duration_ms,
+            ),
             duration_ms=duration_ms,
             started_ms=started_ms,
             result={k: redact(str(v), secrets) for k, v in (result or {}).items()},
-        )
-        logger.info(
-            "job %s (%s) completed on attempt %d in %d ms",
-            envelope.job_id,
-            envelope.job_name,
-            envelope.attempt,
-            duration_ms,
         )
         return EventType.COMPLETED
 

@@ -8,6 +8,7 @@ so each decision is tried directly. The same paths run against a real broker in
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
@@ -188,17 +189,25 @@ async def test_an_internal_error_on_a_record_is_dead_lettered_not_raised() -> No
     assert b"KeyError" in letter["dlq-reason"]
 
 
-async def test_a_job_is_done_only_once_its_outcome_is_durable() -> None:
+async def test_a_job_is_done_only_once_its_outcome_is_durable(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="pipeline.runner")
     sent, states, handled = Recorder(), States(), []
     runner = make_runner(sent, states, handled)
     states.held.add("completed")
     running = asyncio.create_task(runner.process(record(1, [("job-id", b"j")])))
-    await asyncio.sleep(0.05)
+    while states.get("j") is None or states.get("j")["state"] != "completed":  # type: ignore[index]
+        states.written.clear()
+        await asyncio.wait_for(states.written.wait(), timeout=5)
     assert handled == ["j"]
     assert not running.done()  # the handler returned, but its state is not acked yet
+    # "completed" in the log means done for good (the chaos suite relies on it): not yet.
+    assert "completed" not in caplog.text
     states.release.set()
     assert await running == EventType.COMPLETED
     assert len(runner.done_window_ms) == 1
+    assert "job j (echo) completed on attempt 1" in caplog.text
 
 
 async def test_a_job_done_within_active_after_gets_only_its_terminal_record() -> None:
