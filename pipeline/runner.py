@@ -10,9 +10,10 @@ Decisions for a record, in order (none raises: an unforeseen error dead-letters 
 2. Its job already completed or was dead-lettered, or it is an older copy of a job that has
    moved on: skipped (a duplicate add or a redelivery), logged, nothing sent; a redelivered
    record of a job another worker finished writes its terminal record again (same event id).
-3. Data fails the model: dead letter. Otherwise ``active`` (waited for: no side effect starts
-   before Kafka has it), the handler, then ``completed``: the job is done once that state and
-   its lifecycle record are acked.
+3. Data fails the model: dead letter. Otherwise the handler, ``active`` if it is still running
+   after ``active_after_s`` (with 0: before it starts, waited for), then ``completed``: the job
+   is done once that state and its lifecycle record are acked, which the batch it came in
+   waits for at its end.
 4. The handler raised: a dependency that cannot be reached (``DependencyDown``) pauses the
    queue (``pipeline.breaker``) and the job runs again when it is back, same attempt. A
    ``PermanentJobError``, or the last attempt, goes to the dead-letter topic; anything else
@@ -136,7 +137,7 @@ class JobRunner:
 
     async def _take(self, record: IncomingRecord) -> EventType:
         """Take one record to its next state; returns the last lifecycle type it reached, once
-        its outcome is handed to Kafka (durable after ``settle``).
+        its outcome is handed to Kafka (durable once its batch ends).
 
         Never raises for anything a record holds: a record that trips an unforeseen error in
         this code is dead-lettered with the error's class, so no record can stop the agent.
