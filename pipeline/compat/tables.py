@@ -54,8 +54,8 @@ async def send(
     return delivered
 
 
-# Faust's JSON codec writes compact JSON; its generic path (schema, codec lookup, encoder
-# class) costs about 25 us per record, this about 3. Its reader takes either.
+# Faust's JSON codec writes this same compact JSON; its generic path (schema, codec lookup,
+# encoder class) took 7 % of a noop load in `make profile`. Raw keys are sent as they are.
 _compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
