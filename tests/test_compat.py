@@ -13,6 +13,7 @@ import pytest
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as driver
 
+from pipeline.compat.bulk import bulk_channel, bulk_topics, current
 from pipeline.compat.fetcher import deliver, drain_messages
 from pipeline.compat.tables import serialized
 from pipeline.compat.transport import Consumer, first_unacked, head_dropped
@@ -184,3 +185,28 @@ def test_changelog_records_are_the_bytes_faust_itself_would_write() -> None:
             serialized(table, value, "value_serializer", topic.prepare_value)
             == (topic.prepare_value(value, table.value_serializer)[0])
         )
+
+
+def test_a_topic_read_in_bulk_is_subscribed_and_only_current_records_are_handled() -> None:
+    app = faust.App("compat-bulk", store="memory://")
+    topic = app.topic("bulk-probe", value_type=bytes)
+    channel = bulk_channel(app, topic)
+    assert topic in app.topics  # subscribed, assigned and committed by Faust's consumer
+    assert bulk_topics(app) == {"bulk-probe": channel}
+    # The Faust internals hand_over, current and ack use.
+    assert callable(app.flow_control.acquire)
+    assert list(inspect.signature(faust_consumer.Consumer.track_message).parameters) == [
+        "self",
+        "message",
+    ]
+    fetched = [
+        faust.types.Message(
+            "bulk-probe", 0, offset, 0.0, 0, None, b"k", b"v", None, generation_id=7
+        )
+        for offset in range(3)
+    ]
+    app.consumer_generation_id = 7
+    app.flow_control.resume()
+    assert current(app, fetched) == fetched
+    app.consumer_generation_id = 8  # a rebalance since: Faust reads them again
+    assert current(app, fetched) == []

@@ -6,14 +6,15 @@ from __future__ import annotations
 import logging
 import operator
 from collections import Counter, deque
-from typing import Any, cast
+from typing import Any
 
 import faust
+from faust.types import Message
 
 from pipeline.agents.runtime import runners
 from pipeline.application import app
 from pipeline.catalog import QUEUES
-from pipeline.compat import tables
+from pipeline.compat import bulk, tables
 from pipeline.events import EventDecodeError, EventType, JobEvent, decode_event
 from pipeline.metrics import WorkerMetrics
 from pipeline.monitoring import (
@@ -62,76 +63,81 @@ def log_line(event: JobEvent) -> str:
 recent_failures: deque[JobEvent] = deque(maxlen=50)
 
 
-# The monitor takes job-events in batches: per batch it writes each job's state, each count and
-# each latency figure once, however many records touched them (a job's added, active and
-# completed records usually arrive together). It lags job-events by at most BATCH_WITHIN_S.
-BATCH_MAX = 500
-BATCH_WITHIN_S = 0.1
+# The monitor takes job-events a whole fetch at a time (compat/bulk.py): per fetch it writes
+# each job's state, each count and each latency figure once, however many records touched them
+# (a job's added and completed records usually arrive together).
+job_events = bulk.bulk_channel(app, job_events_topic)
 
 
 async def _write(table: Any, partition: int, key: Any, value: Any) -> None:
     """Set ``key`` with its changelog record in ``partition`` of job-events' partitioning.
 
     Faust would put the changelog record in the partition of the stream's current event, which
-    in a batch is only the batch's last record.
+    the monitor has none of.
     """
     await tables.write(table, key, value, partition)
 
 
-@app.agent(job_events_topic)
-async def monitor_agent(stream: faust.StreamT[bytes]) -> None:
+@app.agent(job_events)
+async def monitor_agent(fetches: faust.StreamT[list[Message]]) -> None:
     """Log every lifecycle record; keep each job's latest state, the counts and the latency
     figures, all in the job-events partition the record came from."""
+    async for fetched in fetches:
+        records = bulk.current(app, fetched)
+        await _apply(records)
+        bulk.ack(app, records)
+
+
+async def _apply(records: list[Message]) -> None:
+    """Log ``records`` and fold them into the tables, writing each touched key once."""
     logging_info = logger.isEnabledFor(logging.INFO)
-    batches = cast(faust.Stream[bytes], stream).take_events(BATCH_MAX, within=BATCH_WITHIN_S)
-    async for records in batches:
-        states: dict[bytes, tuple[int, dict[str, Any]]] = {}
-        counted: Counter[tuple[int, str]] = Counter()
-        latencies: dict[tuple[int, str], dict[str, Any]] = {}
-        letters: dict[bytes, tuple[int, dict[str, Any] | None]] = {}  # None: off the list
-        for record in records:
-            partition = record.message.partition
-            try:
-                event = decode_event(record.value)
-            except EventDecodeError as exc:
-                logger.warning("job_event unreadable record on job-events: %s", exc)
-                counted[partition, UNREADABLE] += 1
-                continue
-            if event.type in QUEUE_EVENTS:
-                logger.warning("job_event %s", log_line(event))
-                counted[partition, count_key(event)] += 1
-                continue
-            key = event.job_id.encode()
-            before = states[key][1] if key in states else job_status.get(key)
-            if is_repeat(before, event):
-                continue
-            if logging_info:
-                logger.info("job_event %s", log_line(event))
+    states: dict[bytes, tuple[int, dict[str, Any]]] = {}
+    counted: Counter[tuple[int, str]] = Counter()
+    latencies: dict[tuple[int, str], dict[str, Any]] = {}
+    letters: dict[bytes, tuple[int, dict[str, Any] | None]] = {}  # None: off the list
+    for record in records:
+        partition = record.partition
+        try:
+            event = decode_event(record.value or b"")
+        except EventDecodeError as exc:
+            logger.warning("job_event unreadable record on job-events: %s", exc)
+            counted[partition, UNREADABLE] += 1
+            continue
+        if event.type in QUEUE_EVENTS:
+            logger.warning("job_event %s", log_line(event))
             counted[partition, count_key(event)] += 1
-            if event.type == EventType.FAILED:
-                recent_failures.append(event)
-            after = apply_event(before, event)
-            states[key] = (partition, after)
-            if event.type == EventType.DEAD_LETTERED:
-                letters[key] = (partition, dead_letter_entry(after, event, partition))
-            elif leaves_dead_letters(event) and (key in letters or key in dead_letters):
-                letters[key] = (partition, None)
-            if event.type == EventType.COMPLETED and after.get("added_ms"):
-                figures = (partition, f"{event.queue}/{event.job_name}")
-                current = latencies.get(figures) or job_latency.get(in_partition(*figures))
-                latencies[figures] = add_latency(current, event.timestamp_ms - after["added_ms"])
-        for key, (partition, state) in states.items():
-            await _write(job_status, partition, key, state)
-        for key, (partition, letter) in letters.items():
-            if letter is None:
-                await tables.delete(dead_letters, key, partition)
-            else:
-                await _write(dead_letters, partition, key, letter)
-        for (partition, name), added in counted.items():
-            count_name = in_partition(partition, name)
-            await _write(job_counts, partition, count_name, job_counts.get(count_name, 0) + added)
-        for (partition, name), latency in latencies.items():
-            await _write(job_latency, partition, in_partition(partition, name), latency)
+            continue
+        key = event.job_id.encode()
+        before = states[key][1] if key in states else job_status.get(key)
+        if is_repeat(before, event):
+            continue
+        if logging_info:
+            logger.info("job_event %s", log_line(event))
+        counted[partition, count_key(event)] += 1
+        if event.type == EventType.FAILED:
+            recent_failures.append(event)
+        after = apply_event(before, event)
+        states[key] = (partition, after)
+        if event.type == EventType.DEAD_LETTERED:
+            letters[key] = (partition, dead_letter_entry(after, event, partition))
+        elif leaves_dead_letters(event) and (key in letters or key in dead_letters):
+            letters[key] = (partition, None)
+        if event.type == EventType.COMPLETED and after.get("added_ms"):
+            figures = (partition, f"{event.queue}/{event.job_name}")
+            current = latencies.get(figures) or job_latency.get(in_partition(*figures))
+            latencies[figures] = add_latency(current, event.timestamp_ms - after["added_ms"])
+    for key, (partition, state) in states.items():
+        await _write(job_status, partition, key, state)
+    for key, (partition, letter) in letters.items():
+        if letter is None:
+            await tables.delete(dead_letters, key, partition)
+        else:
+            await _write(dead_letters, partition, key, letter)
+    for (partition, name), added in counted.items():
+        count_name = in_partition(partition, name)
+        await _write(job_counts, partition, count_name, job_counts.get(count_name, 0) + added)
+    for (partition, name), latency in latencies.items():
+        await _write(job_latency, partition, in_partition(partition, name), latency)
 
 
 def dead_lettered(queue: str) -> list[dict[str, Any]]:

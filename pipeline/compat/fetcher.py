@@ -9,7 +9,8 @@ on the bench machine, more than the rest of Faust's consume path together.
 
 ``drain_messages`` is Faust's loop with one change: ``deliver`` steps the callback inline and
 falls back to ``wait_first``, with the very coroutine it started, only when the callback has to
-wait (or the flow is already suspended). What a record meets is otherwise the same: the same
+wait (or the flow is already suspended); and the records of a topic read in bulk go to their
+agent a fetch at a time (``compat/bulk.py``). What a record meets is otherwise the same: the same
 offsets, gaps, commits and flow control. ``tests/test_compat.py`` pins the upstream loop, so an
 upgrade that changes it fails there first.
 """
@@ -23,6 +24,8 @@ from typing import Any, cast
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.types import Message
 from mode import Service, ServiceT
+
+from pipeline.compat.bulk import bulk_topics, hand_over
 
 
 class _Resumed:
@@ -73,7 +76,8 @@ async def deliver(
 
 async def drain_messages(self: Any, fetcher: ServiceT) -> None:  # pragma: no cover
     """faust-streaming 0.15.3's ``Consumer._drain_messages``; only the call of ``deliver``
-    differs (and the tracing comments are gone)."""
+    differs, and the records of a topic read in bulk are collected and handed over once per
+    fetch (``compat/bulk.py``); the tracing comments are gone."""
     callback = self.callback
     getmany = self.getmany
     consumer_should_stop = cast(Service, self)._stopped.is_set
@@ -86,6 +90,7 @@ async def drain_messages(self: Any, fetcher: ServiceT) -> None:  # pragma: no co
     unset_flag = self.diag.unset_flag
     commit_every = self._commit_every
     acks_enabled_for = self.app.topics.acks_enabled_for
+    bulk = bulk_topics(self.app)
 
     yield_every = 100
     num_since_yield = 0
@@ -99,6 +104,7 @@ async def drain_messages(self: Any, fetcher: ServiceT) -> None:  # pragma: no co
             # never releasing to the event loop
             await self.sleep(0)
             if not self.should_stop:
+                fetched: dict[str, list[Message]] = {}
                 async for tp, message in ait:
                     num_since_yield += 1
                     if num_since_yield > yield_every:
@@ -117,7 +123,10 @@ async def drain_messages(self: Any, fetcher: ServiceT) -> None:  # pragma: no co
                         if commit_every is not None and self._n_acked >= commit_every:
                             self._n_acked = 0
                             await self.commit()
-                        await deliver(callback(message), self.suspend_flow, self.wait_first)
+                        if message.topic in bulk:
+                            fetched.setdefault(message.topic, []).append(message)
+                        else:
+                            await deliver(callback(message), self.suspend_flow, self.wait_first)
                         set_read_offset(tp, offset)
                     else:
                         self.log.dev(
@@ -126,6 +135,9 @@ async def drain_messages(self: Any, fetcher: ServiceT) -> None:  # pragma: no co
                             message.key,
                             message.value,
                         )
+                for topic, messages in fetched.items():
+                    handed = hand_over(self.app, bulk[topic], messages)
+                    await deliver(handed, self.suspend_flow, self.wait_first)
                 unset_flag(flag_consumer_fetching)
 
     except self.consumer_stopped_errors:
