@@ -218,13 +218,8 @@ class Settings(BaseSettings):
     batch_max_jobs: int = Field(
         500,
         ge=1,
-        description="Most job records a queue's agent takes at once; their offsets are "
-        "committed together once every one of them is done.",
-    )
-    batch_wait_ms: float = Field(
-        5.0,
-        gt=0,
-        description="How long an agent waits to fill a batch before it runs what it has.",
+        description="Most job records of one fetch a queue's agent runs as one batch; their "
+        "offsets are committed together once every one of them is done.",
     )
     active_after_ms: float = Field(
         5.0,

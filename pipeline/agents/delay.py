@@ -31,7 +31,7 @@ def _tier_agent(seconds: int) -> None:
     # short one.
     async def hold(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            await forwarder().process(incoming(event), seconds)
+            await forwarder().process(incoming(event.message), seconds)
 
     hold.__name__ = hold.__qualname__ = f"delay_{seconds}s_agent"
     app.agent(delay_topics[seconds], name=f"pipeline.agents.delay.{hold.__name__}")(hold)

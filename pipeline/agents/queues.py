@@ -4,14 +4,15 @@ queue's topic to that queue's job runner."""
 from __future__ import annotations
 
 from functools import cache
-from typing import cast
 
 import faust
 from aiolimiter import AsyncLimiter
+from faust.types import Message
 
 from pipeline.agents.runtime import build_runner, incoming, job_state_tables
 from pipeline.application import app, settings
 from pipeline.catalog import QUEUES, QueueSpec
+from pipeline.compat import bulk
 from pipeline.runner import JobRunner
 from pipeline.topics import faust_topic, job_state_table
 
@@ -39,20 +40,25 @@ def queue_agent(queue: QueueSpec) -> None:
     # until its timeout holds its batch, and the other agent goes on meanwhile.
     actors = min(AGENTS_PER_QUEUE, tuned.concurrency)
 
-    async def run_jobs(stream: faust.StreamT[bytes]) -> None:
+    # The queue's records come a whole fetch at a time (compat/bulk.py), run in batches of at
+    # most batch_max_jobs whose offsets are committed once every job of the batch is done.
+    fetches = bulk.bulk_channel(app, faust_topic(queue.topic))
+
+    async def run_jobs(stream: faust.StreamT[list[Message]]) -> None:
         index = stream.concurrency_index or 0
         lanes = tuned.concurrency // actors + (index < tuned.concurrency % actors)
-        batches = cast(faust.Stream[bytes], stream).take_events(
-            settings.batch_max_jobs, within=settings.batch_wait_ms / 1000
-        )
-        async for events in batches:
-            await runner().process_batch([incoming(event) for event in events], lanes)
+        size = settings.batch_max_jobs
+        async for fetched in stream:
+            for start in range(0, len(fetched), size):
+                batch = bulk.current(app, fetched[start : start + size])
+                await runner().process_batch([incoming(message) for message in batch], lanes)
+                bulk.ack(app, batch)
 
     name = queue.name.replace("-", "_")
     run_jobs.__name__ = run_jobs.__qualname__ = f"{name}_agent"
     run_jobs.__doc__ = f"Run {queue.name} jobs, {tuned.concurrency} at a time per worker."
     app.agent(
-        faust_topic(queue.topic),
+        fetches,
         name=f"pipeline.agents.{name}_agent",
         concurrency=actors,
     )(run_jobs)

@@ -11,6 +11,7 @@ from typing import Any
 import faust
 from aiokafka.errors import KafkaConnectionError, KafkaError
 from aiolimiter import AsyncLimiter
+from faust.types import Message
 
 from pipeline.application import app, settings
 from pipeline.catalog import DELAYS, JOB_EVENTS, QueueSpec
@@ -190,9 +191,8 @@ def build_runner(
     return runner
 
 
-def incoming(event: faust.EventT[bytes]) -> IncomingRecord:
-    """The runner's view of a Faust event."""
-    message = event.message
+def incoming(message: Message) -> IncomingRecord:
+    """The runner's view of a record Faust fetched."""
     # The message's headers as they came: the event's are a dict, where a repeated header
     # (a forged second job-id) would silently replace the first.
     headers = message.headers or []
