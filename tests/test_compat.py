@@ -7,13 +7,14 @@ import asyncio
 import hashlib
 import inspect
 from typing import Any
+from weakref import WeakSet
 
 import faust
 import pytest
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as driver
 
-from pipeline.compat.bulk import bulk_channel, bulk_topics, current
+from pipeline.compat.bulk import BulkTopic, Fetch, bulk_topics
 from pipeline.compat.fetcher import deliver, drain_messages
 from pipeline.compat.tables import serialized
 from pipeline.compat.transport import Consumer, first_unacked, head_dropped
@@ -190,15 +191,14 @@ def test_changelog_records_are_the_bytes_faust_itself_would_write() -> None:
 def test_a_topic_read_in_bulk_is_subscribed_and_only_current_records_are_handled() -> None:
     app = faust.App("compat-bulk", store="memory://")
     topic = app.topic("bulk-probe", value_type=bytes)
-    channel = bulk_channel(app, topic)
+    records = BulkTopic(app, topic)
     assert topic in app.topics  # subscribed, assigned and committed by Faust's consumer
-    assert bulk_topics(app) == {"bulk-probe": channel}
-    # The Faust internals hand_over, current and ack use.
+    assert bulk_topics(app) == {"bulk-probe": records}
+    # The Faust internals BulkTopic uses.
     assert callable(app.flow_control.acquire)
-    assert list(inspect.signature(faust_consumer.Consumer.track_message).parameters) == [
-        "self",
-        "message",
-    ]
+    for method in ("track_message", "on_buffer_full", "on_buffer_drop"):
+        parameters = list(inspect.signature(getattr(faust_consumer.Consumer, method)).parameters)
+        assert parameters == ["self", "message" if method == "track_message" else "tp"]
     fetched = [
         faust.types.Message(
             "bulk-probe", 0, offset, 0.0, 0, None, b"k", b"v", None, generation_id=7
@@ -207,6 +207,15 @@ def test_a_topic_read_in_bulk_is_subscribed_and_only_current_records_are_handled
     ]
     app.consumer_generation_id = 7
     app.flow_control.resume()
-    assert current(app, fetched) == fetched
+    assert records.current(fetched) == fetched
     app.consumer_generation_id = 8  # a rebalance since: Faust reads them again
-    assert current(app, fetched) == []
+    assert records.current(fetched) == []
+
+
+def test_a_fetch_dropped_around_a_rebalance_stops_counting_as_waiting() -> None:
+    waiting: WeakSet[Fetch] = WeakSet()
+    fetch = Fetch([])
+    waiting.add(fetch)
+    assert len(waiting) == 1
+    del fetch
+    assert len(waiting) == 0

@@ -85,6 +85,11 @@ async def test_an_smtp_outage_pauses_the_queue_without_spending_attempts(
             lambda: _true("queue_paused" in event_log.types("")), what="the queue to pause"
         )
         await worker.wait_for_log(r"queue email paused: SMTP server .* unreachable")
+        # Jobs sent one at a time, each in a fetch of its own, pile up behind the paused queue:
+        # its partitions stop being fetched, and the rest of the worker goes on (the monitor
+        # still reads job-events, up to the last job's added record).
+        during_outage += [await queue.add_otp_email_job(otp_job(i, "outage")) for i in range(6, 40)]
+        await worker.wait_for_log(rf"job_event .*id={during_outage[-1]} type=added")
         smtp_sink.start()
         completed = await event_log.wait_for(during_outage, EventType.COMPLETED)
         # The outage was the server's, not the jobs': no attempt was spent, nothing failed.
@@ -100,7 +105,7 @@ async def test_an_smtp_outage_pauses_the_queue_without_spending_attempts(
         assert "unreachable" in (paused.error_message or "")
         assert resumed.duration_ms is not None
         assert resumed.duration_ms > 0
-        for job in [otp_job(i, "outage") for i in range(6)]:
+        for job in [otp_job(i, "outage") for i in range(40)]:
             assert len(smtp_sink.messages_to(job.email)) == 1
 
         # One mailbox answers "try later" twice; the other jobs do not wait for it.

@@ -14,7 +14,8 @@ from faust.types import Message
 from pipeline.agents.runtime import runners
 from pipeline.application import app
 from pipeline.catalog import QUEUES
-from pipeline.compat import bulk, tables
+from pipeline.compat import tables
+from pipeline.compat.bulk import BulkTopic, Fetch
 from pipeline.events import EventDecodeError, EventType, JobEvent, decode_event
 from pipeline.metrics import WorkerMetrics
 from pipeline.monitoring import (
@@ -66,7 +67,7 @@ recent_failures: deque[JobEvent] = deque(maxlen=50)
 # The monitor takes job-events a whole fetch at a time (compat/bulk.py): per fetch it writes
 # each job's state, each count and each latency figure once, however many records touched them
 # (a job's added and completed records usually arrive together).
-job_events = bulk.bulk_channel(app, job_events_topic)
+job_events = BulkTopic(app, job_events_topic)
 
 
 async def _write(table: Any, partition: int, key: Any, value: Any) -> None:
@@ -78,14 +79,15 @@ async def _write(table: Any, partition: int, key: Any, value: Any) -> None:
     await tables.write(table, key, value, partition)
 
 
-@app.agent(job_events)
-async def monitor_agent(fetches: faust.StreamT[list[Message]]) -> None:
+@app.agent(job_events.channel)
+async def monitor_agent(fetches: faust.StreamT[Fetch]) -> None:
     """Log every lifecycle record; keep each job's latest state, the counts and the latency
     figures, all in the job-events partition the record came from."""
     async for fetched in fetches:
-        records = bulk.current(app, fetched)
+        job_events.taken(fetched)
+        records = job_events.current(fetched.messages)
         await _apply(records)
-        bulk.ack(app, records)
+        job_events.ack(records)
 
 
 async def _apply(records: list[Message]) -> None:

@@ -7,12 +7,11 @@ from functools import cache
 
 import faust
 from aiolimiter import AsyncLimiter
-from faust.types import Message
 
 from pipeline.agents.runtime import build_runner, incoming, job_state_tables
 from pipeline.application import app, settings
 from pipeline.catalog import QUEUES, QueueSpec
-from pipeline.compat import bulk
+from pipeline.compat.bulk import BulkTopic, Fetch
 from pipeline.runner import JobRunner
 from pipeline.topics import faust_topic, job_state_table
 
@@ -42,23 +41,24 @@ def queue_agent(queue: QueueSpec) -> None:
 
     # The queue's records come a whole fetch at a time (compat/bulk.py), run in batches of at
     # most batch_max_jobs whose offsets are committed once every job of the batch is done.
-    fetches = bulk.bulk_channel(app, faust_topic(queue.topic))
+    records = BulkTopic(app, faust_topic(queue.topic))
 
-    async def run_jobs(stream: faust.StreamT[list[Message]]) -> None:
+    async def run_jobs(stream: faust.StreamT[Fetch]) -> None:
         index = stream.concurrency_index or 0
         lanes = tuned.concurrency // actors + (index < tuned.concurrency % actors)
         size = settings.batch_max_jobs
         async for fetched in stream:
-            for start in range(0, len(fetched), size):
-                batch = bulk.current(app, fetched[start : start + size])
+            records.taken(fetched)
+            for start in range(0, len(fetched.messages), size):
+                batch = records.current(fetched.messages[start : start + size])
                 await runner().process_batch([incoming(message) for message in batch], lanes)
-                bulk.ack(app, batch)
+                records.ack(batch)
 
     name = queue.name.replace("-", "_")
     run_jobs.__name__ = run_jobs.__qualname__ = f"{name}_agent"
     run_jobs.__doc__ = f"Run {queue.name} jobs, {tuned.concurrency} at a time per worker."
     app.agent(
-        fetches,
+        records.channel,
         name=f"pipeline.agents.{name}_agent",
         concurrency=actors,
     )(run_jobs)

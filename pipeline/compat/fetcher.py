@@ -25,7 +25,7 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.types import Message
 from mode import Service, ServiceT
 
-from pipeline.compat.bulk import bulk_topics, hand_over
+from pipeline.compat.bulk import bulk_topics
 
 
 class _Resumed:
@@ -136,8 +136,10 @@ async def drain_messages(self: Any, fetcher: ServiceT) -> None:  # pragma: no co
                             message.value,
                         )
                 for topic, messages in fetched.items():
-                    handed = hand_over(self.app, bulk[topic], messages)
+                    handed = bulk[topic].hand_over(messages)
                     await deliver(handed, self.suspend_flow, self.wait_first)
+                for each in bulk.values():
+                    each.relieve()
                 unset_flag(flag_consumer_fetching)
 
     except self.consumer_stopped_errors:
