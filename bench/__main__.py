@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import os
 import platform
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +58,8 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({model}), Python {platform.python_version()}"
 
 
-async def run(args: argparse.Namespace) -> str:
+async def run(args: argparse.Namespace) -> tuple[str, dict[str, float]]:
+    """One run of every benchmark: its table, and its key figures by name."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     workdir = REPO / "bench" / "results" / stamp
     workdir.mkdir(parents=True, exist_ok=True)
@@ -193,7 +195,41 @@ async def run(args: argparse.Namespace) -> str:
     table = "\n".join(lines)
     (REPO / "bench" / "results" / f"{stamp}.md").write_text(table + "\n")
     (REPO / "bench" / "results" / "latest.md").write_text(table + "\n")
-    return table
+    figures = {
+        "noop jobs/s, 1 worker": noop.noop_per_s,
+        "noop, x BullMQ": noop.noop_per_s / bull.process_per_s,
+        "noop, x raw aiokafka": noop.noop_per_s / raw.process_per_s,
+        "noop jobs/s, 2 workers": two.noop_per_s,
+        "BullMQ jobs/s": bull.process_per_s,
+        "raw aiokafka jobs/s": raw.process_per_s,
+        "worker CPU per noop job, us": noop.cpu_us_per_job,
+        "records written per noop job": noop.records_per_job,
+        "monitor: records uncommitted at the last completion": noop.monitor_behind,
+        "monitor: s to catch up": noop.monitor_catch_up_s,
+        "add_bulk jobs/s": noop.enqueue_per_s,
+        "add_bulk, x addBulk": noop.enqueue_per_s / (bull.enqueue_per_s or 1),
+        "OTP email jobs/s": mine.email_per_s,
+        "p99 ms at half capacity": half.ms["p99"],
+        "half capacity, jobs/s": half.rate,
+        "worker peak RSS, MiB": mine.peak_rss_bytes / MIB,
+    }
+    return table, figures
+
+
+def summary(runs: list[dict[str, float]]) -> str:
+    """Min, median and max of each key figure over ``runs``."""
+    lines = [
+        f"Key figures over {len(runs)} runs ({time.strftime('%Y-%m-%d %H:%M %Z')}, {machine()}):",
+        "",
+        "| figure | min | median | max |",
+        "|---|---|---|---|",
+    ]
+    for name in runs[0]:
+        values = sorted(run[name] for run in runs)
+        digits = 2 if max(values) < 10 else 1 if max(values) < 100 else 0
+        cells = (f"{v:,.{digits}f}" for v in (values[0], statistics.median(values), values[-1]))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -207,9 +243,21 @@ def main() -> None:
     parser.add_argument(
         "--celery-concurrency", type=int, default=os.cpu_count() or 2, help="prefork processes"
     )
-    table = asyncio.run(run(parser.parse_args()))
-    print()
-    print(table)
+    parser.add_argument(
+        "--runs", type=int, default=1, help="whole runs; with more than one, a min/median/max table"
+    )
+    args = parser.parse_args()
+    figures = []
+    for _ in range(args.runs):
+        table, each = asyncio.run(run(args))
+        figures.append(each)
+        print()
+        print(table)
+    if args.runs > 1:
+        text = summary(figures)
+        (REPO / "bench" / "results" / "latest-summary.md").write_text(text + "\n")
+        print()
+        print(text)
 
 
 if __name__ == "__main__":
