@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import json
 import os
 import shutil
@@ -144,6 +145,9 @@ async def celery(redis_port: int, jobs: int, concurrency: int, log: Path) -> Rat
     url = f"redis://127.0.0.1:{redis_port}/0"
     os.environ["BENCH_REDIS_URL"] = url
     from bench import celery_app  # reads BENCH_REDIS_URL when imported
+
+    # A later run (--runs) has a Redis of its own: build the app again for its URL.
+    celery_app = importlib.reload(celery_app)
 
     client = aioredis.Redis.from_url(url)
     argv = (
