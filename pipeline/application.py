@@ -11,6 +11,7 @@ from faust.types import TransportT
 from pipeline.admin import check_partitions, ensure_topics, wait_for_kafka
 from pipeline.catalog import all_topics
 from pipeline.compat.transport import Transport
+from pipeline.partitioning import default_partitioner
 from pipeline.settings import Settings
 
 GC_YOUNG_THRESHOLD = 10_000
@@ -65,6 +66,8 @@ def create_app(settings: Settings) -> PipelineApp:
         # A job is only acknowledged once every replica has it.
         producer_acks=-1,
         producer_linger_ms=settings.kafka_producer_linger_ms,
+        # Terminal records are keyed by job id: the same partitions, hashed in compiled code.
+        producer_partitioner=default_partitioner,
         broker_session_timeout=settings.kafka_session_timeout_s,
         broker_heartbeat_interval=settings.kafka_session_timeout_s / 3,
         web_host=settings.web_host,

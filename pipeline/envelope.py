@@ -13,9 +13,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
-from aiokafka.partitioner import murmur2
-
 from pipeline.errors import InvalidEnvelope
+from pipeline.partitioning import key_hash
 
 JOB_ID = "job-id"
 ATTEMPT = "attempt"
@@ -165,8 +164,7 @@ def _number(found: Mapping[str, bytes | None], name: str, low: int, high: int) -
 
 def job_hash(job_id: str) -> int:
     """The non-negative murmur2 hash of a job id: Kafka's default partitioner's hash."""
-    hashed: int = murmur2(job_id.encode())
-    return hashed & 0x7FFFFFFF
+    return key_hash(job_id.encode())
 
 
 def partition_for(job_id: str, partitions: int) -> int:
