@@ -11,6 +11,8 @@ from weakref import WeakSet
 
 import faust
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.client import AIOKafkaClient
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as driver
 
@@ -34,6 +36,15 @@ def test_the_faust_internals_the_patches_use_are_still_there() -> None:
     assert hasattr(driver.AIOKafkaConsumerThread, "_ensure_consumer")
     assert hasattr(driver.Producer, "_settings_extra")
     assert hasattr(driver.Consumer, "_new_consumer_thread")
+    # compat/sends.py: the aiokafka producer behind Faust's, and its batch API.
+    assert hasattr(driver.Producer, "_ensure_producer")
+    assert list(inspect.signature(AIOKafkaProducer.send_batch).parameters) == [
+        "self",
+        "batch",
+        "topic",
+        "partition",
+    ]
+    assert hasattr(AIOKafkaClient, "_wait_on_metadata")
 
 
 def test_the_table_internals_compat_tables_uses_are_still_there() -> None:

@@ -16,6 +16,7 @@ from pipeline.application import app
 from pipeline.catalog import QUEUES
 from pipeline.compat import tables
 from pipeline.compat.bulk import BulkTopic, Fetch
+from pipeline.compat.sends import batched_sends
 from pipeline.events import EventDecodeError, EventType, JobEvent, decode_event
 from pipeline.metrics import WorkerMetrics
 from pipeline.monitoring import (
@@ -87,6 +88,8 @@ async def monitor_agent(fetches: faust.StreamT[Fetch]) -> None:
         job_events.taken(fetched)
         records = job_events.current(fetched.messages)
         await _apply(records)
+        # Its writes handed to the producer before its records count as done, as a send did.
+        await batched_sends(app).flush()
         job_events.ack(records)
 
 

@@ -16,6 +16,7 @@ from faust.types import Message
 from pipeline.application import app, settings
 from pipeline.catalog import DELAYS, JOB_EVENTS, QueueSpec
 from pipeline.compat import tables
+from pipeline.compat.sends import batched_sends
 from pipeline.envelope import Headers
 from pipeline.handlers import registry
 from pipeline.outcomes import RunnerTopics
@@ -87,7 +88,8 @@ class FaustPublisher:
     ) -> Awaitable[object]:
         """Hand one record to the producer; awaiting what is returned waits until it is
         written."""
-        sent = await app.producer.send(topic, key, value, partition, None, headers)
+        # In the producer's batch of its partition (compat/sends.py): sent by the next flush.
+        sent = await batched_sends(app).send(topic, key, value, partition, headers)
         resend = partial(app.producer.send_and_wait, topic, key, value, partition, None, headers)
         return Delivery(sent, resend, topic)
 

@@ -8,27 +8,27 @@ at all), and it drops the send's future, so nobody could wait until the state is
 Faust's own ``send_changelog`` goes through its topic's send buffer, a task that takes one record
 at a time from a queue: about 200 us of the worker's CPU per record, the largest single cost of a
 noop job. The record here is the same (the table's key and value serializers, the partition
-given), handed to the producer directly.
+given), added to the producer's batch of its partition (``compat/sends.py``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
 from typing import Any, cast
 
 import faust
-from aiokafka.structs import RecordMetadata
 from faust.tables.base import Collection
 from faust.types import TP
 from faust.types.stores import StoreT
 
+from pipeline.compat.sends import batched_sends
+
 
 def write(
     table: faust.types.TableT[Any, Any], key: Any, value: Any, partition: int
-) -> Coroutine[Any, Any, Awaitable[RecordMetadata]]:
+) -> Coroutine[Any, Any, Awaitable[None]]:
     """Set ``key`` locally now; awaiting what is returned hands its changelog record to the
     producer and gives what resolves once the record is acked."""
     table.data[key] = value
@@ -37,7 +37,7 @@ def write(
 
 async def send(
     table: faust.types.TableT[Any, Any], key: Any, value: Any, partition: int
-) -> Awaitable[RecordMetadata]:
+) -> Awaitable[None]:
     """Send ``key``'s changelog record to ``partition`` again, leaving the local store as it is
     (a later write may have changed it since)."""
     topic = table.changelog_topic
@@ -46,12 +46,9 @@ async def send(
         None if value is None else serialized(table, value, "value_serializer", topic.prepare_value)
     )
     name = topic.get_topic_name()
-    delivered: Awaitable[RecordMetadata] = await table.app.producer.send(
-        name, key_bytes, value_bytes, partition, None, None
-    )
-    if isinstance(delivered, asyncio.Future):
-        delivered.add_done_callback(partial(_persisted, table, TP(name, partition)))
-    return delivered
+    written = await batched_sends(table.app).send(name, key_bytes, value_bytes, partition, [])
+    written.on_written(partial(_persisted, table, TP(name, partition)))
+    return written
 
 
 # Faust's JSON codec writes this same compact JSON; its generic path (schema, codec lookup,
@@ -75,16 +72,15 @@ def serialized(
     return serialized
 
 
-def _persisted(table: faust.types.TableT[Any, Any], tp: TP, delivered: Any) -> None:
+def _persisted(table: faust.types.TableT[Any, Any], tp: TP, offset: int) -> None:
     # What Faust's own send does once a changelog record is acked: a persistent store (RocksDB)
     # keeps the offset, so a restarted worker reads only the records after it.
-    if not delivered.cancelled() and delivered.exception() is None:
-        cast("StoreT[Any, Any]", table.data).set_persisted_offset(tp, delivered.result().offset)
+    cast("StoreT[Any, Any]", table.data).set_persisted_offset(tp, offset)
 
 
 def delete(
     table: faust.types.TableT[Any, Any], key: Any, partition: int
-) -> Coroutine[Any, Any, Awaitable[RecordMetadata]]:
+) -> Coroutine[Any, Any, Awaitable[None]]:
     """Drop ``key`` locally now; awaiting what is returned sends its tombstone to ``partition``
     (compaction then drops the key from the changelog for good)."""
     table.data.pop(key, None)
