@@ -25,6 +25,7 @@ from pipeline.envelope import JobEnvelope
 from pipeline.errors import PermanentJobError, redact
 from pipeline.events import EventType, encode_event, now_ms
 from pipeline.lifecycle import STATE_AFTER, JobState
+from pipeline.partitioning import key_hash
 from pipeline.records import IncomingRecord, Publisher, dead_letter_of
 
 # The runner's logger: what happened to a job is logged under one name, wherever it is written.
@@ -116,6 +117,9 @@ class RunnerTopics:
     events: str
     dead_letter: str
     delays: Mapping[int, str]  # tier seconds -> topic
+    # The events topic's partitions: a job's records go where its ``added`` record went (by
+    # the hash of its id, as the producer side places it); None leaves it to the producer.
+    events_partitions: int | None = None
 
 
 class JobRecorder:
@@ -407,11 +411,14 @@ class JobRecorder:
         event = lifecycle.attempt_event(
             self._queue.name, envelope, kind, max_attempts, self._worker_id, **fields
         )
+        key = envelope.job_id.encode()
+        partitions = self._topics.events_partitions
         return self._handed(
             await self._publisher.publish_soon(
                 self._topics.events,
-                key=envelope.job_id.encode(),
+                key=key,
                 value=encode_event(event),
                 headers=[],
+                partition=None if partitions is None else key_hash(key) % partitions,
             )
         )

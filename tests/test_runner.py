@@ -16,7 +16,7 @@ import pytest
 
 from pipeline.breaker import CircuitBreaker
 from pipeline.catalog import EMAIL
-from pipeline.envelope import Headers
+from pipeline.envelope import Headers, job_hash
 from pipeline.errors import DependencyDown
 from pipeline.events import EventType, decode_event
 from pipeline.jobs import JobContext, JobRegistry
@@ -35,6 +35,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.sent: dict[str, list[tuple[bytes | None, bytes, Headers]]] = {}
+        self.partitions: dict[str, list[int | None]] = {}
 
     async def publish(
         self,
@@ -46,6 +47,7 @@ class Recorder:
         partition: int | None = None,
     ) -> None:
         self.sent.setdefault(topic, []).append((key, value, list(headers)))
+        self.partitions.setdefault(topic, []).append(partition)
 
     async def publish_soon(
         self,
@@ -117,7 +119,9 @@ def make_runner(
 
     return JobRunner(
         queue=EMAIL,
-        topics=RunnerTopics(events="events", dead_letter="dlq", delays={1: "delay-1s"}),
+        topics=RunnerTopics(
+            events="events", dead_letter="dlq", delays={1: "delay-1s"}, events_partitions=6
+        ),
         registry=registry,
         publisher=sent,
         states=states,
@@ -208,6 +212,15 @@ async def test_a_job_is_done_only_once_its_outcome_is_durable(
     assert await running == EventType.COMPLETED
     assert len(runner.done_window_ms) == 1
     assert "job j (echo) completed on attempt 1" in caplog.text
+
+
+async def test_a_jobs_records_go_to_the_events_partition_of_its_added_record() -> None:
+    sent, states, handled = Recorder(), States(), []
+    runner = make_runner(sent, states, handled)
+    await runner.process(record(1, [("job-id", b"j-7")]))
+    # Where the producer side put its ``added`` record: the job id's hash, modulo 6.
+    assert set(sent.partitions["events"]) == {job_hash("j-7") % 6}
+    assert [kind for _, kind, _ in sent.events()] == ["active", "completed"]
 
 
 async def test_a_job_done_within_active_after_gets_only_its_terminal_record() -> None:

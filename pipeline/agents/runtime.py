@@ -178,6 +178,8 @@ def build_runner(
             events=JOB_EVENTS.name(settings),
             dead_letter=queue.dead_letter.name(settings),
             delays={seconds: spec.name(settings) for seconds, spec in DELAYS.items()},
+            # Checked against the broker at start (admin.check_partitions).
+            events_partitions=JOB_EVENTS.partition_count(settings),
         ),
         registry=registry,
         publisher=FaustPublisher(),
