@@ -32,7 +32,7 @@ async def test_records_land_in_order_where_kafkas_partitioner_puts_them(
     await producer.start()
     offsets: dict[int, int] = {}
     try:
-        sends = BatchedSends(lambda: producer)
+        sends = BatchedSends(lambda: producer, linger_s=0.005)
         written = []
         for i in range(90):
             # Odd records are placed by their key, even ones by the partition given.
@@ -66,7 +66,7 @@ async def test_a_batch_the_producer_refuses_fails_its_own_records_only(
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
     try:
-        sends = BatchedSends(lambda: producer)
+        sends = BatchedSends(lambda: producer, linger_s=0.005)
         nowhere = await sends.send(topic, b"k", b"lost", PARTITIONS + 4, [])
         kept = await sends.send(topic, b"k", b"kept", 0, [])
         with pytest.raises(Exception):  # noqa: B017, PT011 (aiokafka's own check of the partition)

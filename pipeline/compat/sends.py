@@ -7,10 +7,11 @@ monitor's two writes of its status), so that was the largest cost of a noop job 
 record is appended to an open ``BatchBuilder`` of its partition (about 5 us) and each builder
 goes to the producer with one ``send_batch``, the bulk API aiokafka offers for this.
 
-When: at the end of the event loop's current step, or at once when anyone awaits a record not
-yet handed over. A runner's lanes that do not wait for anything (noop jobs) therefore hand a
-whole batch's records over in one go, and a record never waits longer than it did before
-(then too it lingered in the producer until the next send). Batches go out in the order their
+When: once the first record of the open batches has waited the producer's linger (as records
+lingered in the producer before), or at once when anyone awaits a record not yet handed over
+(a runner settling its batch: a batch of noop jobs hands all its records over in one go). A
+builder is closed when it is handed over, so the producer sends it at once rather than
+lingering a second time, and nothing else is added to it. Batches go out in the order their
 first record came, one flush at a time, so the records of a partition keep their order.
 
 Delivery is aiokafka's, unchanged: the same idempotent producer, ``acks`` and retries; awaiting
@@ -101,13 +102,14 @@ class Written:
 class BatchedSends:
     """The batches of one producer, opened as records come and handed over in order."""
 
-    def __init__(self, producer: Callable[[], AIOKafkaProducer]) -> None:
+    def __init__(self, producer: Callable[[], AIOKafkaProducer], linger_s: float) -> None:
         self._producer = producer
+        self._linger_s = linger_s
         self._open: dict[tuple[str, int], _Batch] = {}
         self._batches: list[_Batch] = []
         self._lock = asyncio.Lock()
         self._flush_due = False
-        # The flushes started at the end of a loop step (the loop keeps only weak references).
+        # The flushes started by the linger timer (the loop keeps only weak references).
         self._flushing: set[asyncio.Task[None]] = set()
 
     async def send(
@@ -132,7 +134,7 @@ class BatchedSends:
             index = batch.append(key, value, headers) or 0
         if not self._flush_due:
             self._flush_due = True
-            asyncio.get_running_loop().call_soon(self._flush_soon)
+            asyncio.get_running_loop().call_later(self._linger_s, self._flush_soon)
         return Written(self, batch, index)
 
     @staticmethod
@@ -157,6 +159,7 @@ class BatchedSends:
             batches, self._batches, self._open = self._batches, [], {}
             for batch in batches:
                 batch.handed = True
+                batch.builder.close()
             producer = self._producer()
             for at, batch in enumerate(batches):
                 try:
@@ -176,4 +179,6 @@ class BatchedSends:
 @functools.cache
 def batched_sends(app: AppT) -> BatchedSends:
     """The batches of ``app``'s producer (Faust's keeps one aiokafka producer per worker)."""
-    return BatchedSends(lambda: cast(Any, app.producer)._ensure_producer())
+    return BatchedSends(
+        lambda: cast(Any, app.producer)._ensure_producer(), linger_s=app.conf.producer_linger
+    )
