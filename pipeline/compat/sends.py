@@ -23,16 +23,15 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator
 from typing import Any, cast
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
 from faust.types import AppT
 
+from pipeline.envelope import Headers
 from pipeline.partitioning import default_partitioner
-
-Headers = Sequence[tuple[str, bytes]]
 
 
 class _Batch:
