@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import operator
 import os
@@ -14,6 +15,8 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from pipeline.catalog import EMAIL
+from pipeline.envelope import partition_for
 from pipeline.events import EventType
 from pipeline.monitoring import across_partitions
 from pipeline.queues import EmailQueue
@@ -142,6 +145,22 @@ async def test_enqueue_refuses_invalid_data_and_publishes_nothing(
     assert event_log.events == []
 
 
+def _ids_in_every_partition(settings: Settings, count: int) -> list[str]:
+    """``count`` job ids with at least one in each partition of the email topic: whichever
+    partitions each worker owns, both have jobs (random ids left one idle 1 run in 128)."""
+    partitions = EMAIL.topic.partition_count(settings)
+    candidates = (f"pair-{n}" for n in itertools.count())
+    ids: list[str] = []
+    covered: set[int] = set()
+    while len(covered) < partitions or len(ids) < count:
+        job_id = next(candidates)
+        partition = partition_for(job_id, partitions)
+        if partition not in covered or len(covered) == partitions:
+            covered.add(partition)
+            ids.append(job_id)
+    return ids
+
+
 async def test_two_workers_answer_for_each_other(
     start_worker: StartWorker,
     smtp_sink: SmtpSink,
@@ -155,9 +174,10 @@ async def test_two_workers_answer_for_each_other(
     async with EmailQueue.connect(pipeline_settings) as queue:
         ids = [
             await queue.add_otp_email_job(
-                OtpEmailJob(email=f"pair{i}@example.com", customer_name="Pair", otp="565656")
+                OtpEmailJob(email=f"pair{i}@example.com", customer_name="Pair", otp="565656"),
+                job_id=job_id,
             )
-            for i in range(8)
+            for i, job_id in enumerate(_ids_in_every_partition(pipeline_settings, 8))
         ]
     done = await event_log.wait_for(ids, EventType.COMPLETED)
     assert len({event.worker_id for event in done.values()}) == 2  # both did work
