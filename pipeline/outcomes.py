@@ -21,11 +21,10 @@ from typing import Any, Protocol
 from pipeline import lifecycle
 from pipeline.catalog import QueueSpec
 from pipeline.decisions import RetryLater
-from pipeline.envelope import JobEnvelope
+from pipeline.envelope import JobEnvelope, partition_for
 from pipeline.errors import PermanentJobError, redact
 from pipeline.events import EventType, encode_event, now_ms
 from pipeline.lifecycle import STATE_AFTER, JobState
-from pipeline.partitioning import key_hash
 from pipeline.records import IncomingRecord, Publisher, dead_letter_of
 
 # The runner's logger: what happened to a job is logged under one name, wherever it is written.
@@ -411,14 +410,14 @@ class JobRecorder:
         event = lifecycle.attempt_event(
             self._queue.name, envelope, kind, max_attempts, self._worker_id, **fields
         )
-        key = envelope.job_id.encode()
         partitions = self._topics.events_partitions
+        partition = None if partitions is None else partition_for(envelope.job_id, partitions)
         return self._handed(
             await self._publisher.publish_soon(
                 self._topics.events,
-                key=key,
+                key=envelope.job_id.encode(),
                 value=encode_event(event),
                 headers=[],
-                partition=None if partitions is None else key_hash(key) % partitions,
+                partition=partition,
             )
         )
