@@ -3,7 +3,8 @@
 Importing the package loads nothing of the worker, so a service that only enqueues jobs
 (``pipeline.queues``) never loads Faust. ``faust -A pipeline worker`` asks for ``pipeline.app``:
 that first access builds the app, imports the job modules the settings name, and registers the
-agents, timers, CLI commands and web views; it opens no connection and starts no thread.
+agents, timers, CLI commands and web views of the settings' role (``PIPELINE_ROLE``: jobs, the
+monitor, or both); it opens no connection and starts no thread.
 """
 
 from __future__ import annotations
@@ -21,6 +22,16 @@ def __getattr__(name: str) -> Any:
     # Job modules first: they register the queues the agents are made for.
     handlers = importlib.import_module("pipeline.handlers")
     handlers.load_job_modules(application.settings.job_modules)
-    for module in ("agents", "cli", "timers", "web"):
-        importlib.import_module(f"pipeline.{module}")
+    for module in role_modules(application.settings):
+        importlib.import_module(module)
     return application.app
+
+
+def role_modules(settings: Any) -> list[str]:
+    """The modules that register what ``settings.role`` runs: agents, timers and web views."""
+    modules = ["pipeline.agents.retention", "pipeline.cli", "pipeline.web_metrics"]
+    if settings.runs_jobs:
+        modules += ["pipeline.agents.queues", "pipeline.agents.delay", "pipeline.timers"]
+    if settings.runs_monitor:
+        modules += ["pipeline.agents.monitor", "pipeline.web"]
+    return modules

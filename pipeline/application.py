@@ -9,7 +9,7 @@ import faust
 from faust.types import TransportT
 
 from pipeline.admin import check_partitions, ensure_topics, wait_for_kafka
-from pipeline.catalog import all_topics
+from pipeline.catalog import all_tables, all_topics
 from pipeline.compat.transport import Transport
 from pipeline.partitioning import default_partitioner
 from pipeline.settings import Settings
@@ -23,6 +23,11 @@ class PipelineApp(faust.App):
     def __init__(self, *args: Any, settings: Settings, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.pipeline_settings = settings
+
+    def every_changelog(self) -> set[str]:
+        """The changelog topic of every role's tables, declared in this process or not (Faust
+        names a table's changelog ``<app id>-<table>-changelog``)."""
+        return {f"{self.conf.id}-{name}-changelog" for name in all_tables()}
 
     def _new_transport(self) -> TransportT:
         return Transport(self.conf.broker_consumer, self)
@@ -77,6 +82,11 @@ def create_app(settings: Settings) -> PipelineApp:
         web_in_thread=False,
         loghandlers=[],
         Worker="pipeline.worker:Worker",
+        # Every role's tables count as tables whatever role the group's leader has.
+        PartitionAssignor="pipeline.compat.assignor:PartitionAssignor",
+        # Cron runs on the group's leader: a monitor of its own, which runs no cron, must never
+        # be elected (Faust's assignor gives the leader topic to one of its subscribers).
+        topic_disable_leader=not settings.runs_jobs,
         settings=settings,
     )
 

@@ -129,6 +129,15 @@ DELAYS: dict[int, TopicSpec] = {
 }
 
 
+# The monitor's Faust tables (pipeline.topics.monitor_tables), partitioned like job-events.
+MONITOR_TABLES = ("job-counts", "job-latency", "job-status", "dead-letters")
+
+
+def all_tables() -> tuple[str, ...]:
+    """The name of every Faust table of every role: each queue's job state, the monitor's."""
+    return (*(spec.state_table for spec in QUEUES.values()), *MONITOR_TABLES)
+
+
 def all_topics() -> tuple[TopicSpec, ...]:
     """Every topic of the registered queues, plus job-events and the delay tiers."""
     return (

@@ -174,6 +174,14 @@ class Settings(BaseSettings):
         "pipeline",
         description="Faust app id: consumer group id and prefix of Faust's internal topics.",
     )
+    role: Literal["all", "jobs", "monitor"] = Field(
+        "all",
+        description="What this worker process runs: 'all' (jobs and the monitor, one process), "
+        "'jobs' (the job agents, delays and cron; no monitor, no dashboard) or 'monitor' (the "
+        "monitor agent on job-events, its tables, the HTTP API and the dashboard; no jobs). "
+        "Every role joins the same consumer group; Kafka gives each process the partitions "
+        "of the topics it consumes.",
+    )
     topic_prefix: str = Field(
         "", description="Prefix for every topic name, to share one cluster between deployments."
     )
@@ -308,6 +316,16 @@ class Settings(BaseSettings):
         "pipeline.cron:no_recipients",
         description="module:function returning the digest's recipients (see pipeline.cron).",
     )
+
+    @property
+    def runs_jobs(self) -> bool:
+        """Whether this process runs the job agents, the delay tiers and cron."""
+        return self.role != "monitor"
+
+    @property
+    def runs_monitor(self) -> bool:
+        """Whether this process runs the monitor, its tables and the HTTP API."""
+        return self.role != "jobs"
 
     @property
     def kafka_broker_urls(self) -> list[str]:

@@ -6,12 +6,13 @@ malformed record becomes a dead letter instead of an error inside Faust's deseri
 
 from __future__ import annotations
 
-from typing import Any
+from functools import cache
+from typing import Any, NamedTuple
 
 import faust
 
 from pipeline.application import app, settings
-from pipeline.catalog import DELAYS, JOB_EVENTS, QueueSpec, TopicSpec
+from pipeline.catalog import DELAYS, JOB_EVENTS, MONITOR_TABLES, QueueSpec, TopicSpec
 
 
 def faust_topic(spec: TopicSpec) -> faust.TopicT:
@@ -44,27 +45,34 @@ def job_state_table(queue: QueueSpec) -> faust.types.TableT[str, dict[str, Any]]
     return table
 
 
-# Lifecycle records counted by "<partition>:<queue>/<job name>/<type>", and latency figures
-# (pipeline.monitoring.add_latency) by "<partition>:<queue>/<job name>". Both are kept per
-# job-events partition, in the changelog partition of the records counted, so the monitor agent
-# updates them as it reads job-events (pipeline.monitoring.in_partition).
-job_counts = app.Table(
-    "job-counts", default=int, partitions=JOB_EVENTS.partition_count(settings), key_type=str
-)
-job_latency = app.Table(
-    "job-latency", default=None, partitions=JOB_EVENTS.partition_count(settings), key_type=str
-)
+class MonitorTables(NamedTuple):
+    """The monitor's tables, all partitioned like job-events."""
 
-# Each job's latest state as the monitor sees it (pipeline.monitoring), by job id. Fed straight
-# from job-events, which is keyed by job id, so a job's state lives in one partition.
-# Keys are raw bytes, like job-events' keys, so Faust's router finds a job's partition (and the
-# worker that holds it) the same way the producer placed its records.
-job_status = app.Table(
-    "job-status", default=None, partitions=JOB_EVENTS.partition_count(settings), key_type=bytes
-)
+    # Lifecycle records counted by "<partition>:<queue>/<job name>/<type>", and latency figures
+    # (pipeline.monitoring.add_latency) by "<partition>:<queue>/<job name>". Both are kept per
+    # job-events partition, in the changelog partition of the records counted, so the monitor
+    # agent updates them as it reads job-events (pipeline.monitoring.in_partition).
+    counts: faust.types.TableT[str, int]
+    latency: faust.types.TableT[str, dict[str, Any] | None]
+    # Each job's latest state as the monitor sees it (pipeline.monitoring), by job id. Fed
+    # straight from job-events, which is keyed by job id, so a job's state lives in one
+    # partition. Keys are raw bytes, like job-events' keys, so Faust's router finds a job's
+    # partition (and the worker that holds it) the same way the producer placed its records.
+    status: faust.types.TableT[bytes, dict[str, Any] | None]
+    # The jobs that are dead-lettered now, by job id, as /dlq lists them: kept beside
+    # job-status, so listing reads no topic. An entry stays until the job is redriven.
+    dead_letters: faust.types.TableT[bytes, dict[str, Any] | None]
 
-# The jobs that are dead-lettered now, by job id, as /dlq lists them: kept by the monitor beside
-# job-status, so listing reads no topic. An entry stays until the job is redriven.
-dead_letters = app.Table(
-    "dead-letters", default=None, partitions=JOB_EVENTS.partition_count(settings), key_type=bytes
-)
+
+@cache
+def monitor_tables() -> MonitorTables:
+    """The monitor's tables, declared on the app at the first call: only a process whose role
+    runs the monitor declares them, so a jobs-only worker neither holds nor recovers them."""
+    partitions = JOB_EVENTS.partition_count(settings)
+    counts, latency, status, letters = MONITOR_TABLES
+    return MonitorTables(
+        counts=app.Table(counts, default=int, partitions=partitions, key_type=str),
+        latency=app.Table(latency, default=None, partitions=partitions, key_type=str),
+        status=app.Table(status, default=None, partitions=partitions, key_type=bytes),
+        dead_letters=app.Table(letters, default=None, partitions=partitions, key_type=bytes),
+    )

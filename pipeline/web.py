@@ -1,4 +1,5 @@
-"""HTTP on the worker's web server: job status, queue counts and dead letters.
+"""The monitor's HTTP API on the worker's web server (where the role runs the monitor): job
+status, queue counts, dead letters and the dashboard.
 
 GET  /jobs/{job_id}                 the job's latest state (asked of the worker that owns it)
 GET  /queues                        counts of lifecycle records by queue, job name and type
@@ -17,13 +18,12 @@ from typing import Any
 from faust.web import Request, Response, View
 
 from pipeline.agents.monitor import counts as monitor_counts
-from pipeline.agents.monitor import dead_lettered, metrics, recent_failures
+from pipeline.agents.monitor import dead_lettered, job_status, recent_failures
 from pipeline.agents.runtime import FaustPublisher
 from pipeline.application import app, settings
 from pipeline.catalog import QUEUES, QueueSpec
 from pipeline.deadletters import redrive
 from pipeline.monitoring import queue_counts
-from pipeline.topics import job_status
 
 
 @app.page("/jobs/{job_id}/")
@@ -59,12 +59,14 @@ class QueuesView(View):
 
 
 async def _from_peers(path: str) -> list[Any]:
-    """``path``'s JSON from every other worker of the group."""
+    """``path``'s JSON from every other worker of the group that runs the monitor (holds
+    partitions of its tables): workers with role ``jobs`` serve none of this API."""
     own = str(app.conf.canonical_url).rstrip("/")
+    monitor_changelog = job_status.changelog_topic.get_topic_name()
     answers = []
-    for url in app.router.tables_metadata():
+    for url, held in app.router.tables_metadata().items():
         base = str(url).rstrip("/")
-        if base != own:
+        if base != own and monitor_changelog in held:
             async with app.http_client.get(f"{base}{path}") as peer:
                 answers.append(await peer.json())
     return answers
@@ -104,15 +106,6 @@ class RedriveView(View):
         if sent is None:
             return self.json({"error": f"job {job_id} is not dead-lettered"}, status=404)
         return self.json(sent, status=202)
-
-
-@app.page("/metrics")
-class MetricsView(View):
-    """Prometheus scrape endpoint."""
-
-    async def get(self, request: Request) -> Response:
-        """The worker's metrics in the Prometheus text format."""
-        return self.bytes(metrics.render(), content_type="text/plain; version=0.0.4")
 
 
 @app.page("/failures/")

@@ -11,14 +11,11 @@ from typing import Any
 import faust
 from faust.types import Message
 
-from pipeline.agents.runtime import runners
 from pipeline.application import app
-from pipeline.catalog import QUEUES
 from pipeline.compat import tables
 from pipeline.compat.bulk import BulkTopic, Fetch
 from pipeline.compat.sends import batched_sends
 from pipeline.events import EventDecodeError, EventType, JobEvent, decode_event
-from pipeline.metrics import WorkerMetrics
 from pipeline.monitoring import (
     across_partitions,
     add_latency,
@@ -30,9 +27,11 @@ from pipeline.monitoring import (
     leaves_dead_letters,
     merge_latency,
 )
-from pipeline.topics import dead_letters, job_counts, job_events_topic, job_latency, job_status
+from pipeline.topics import job_events_topic, monitor_tables
 
 logger = logging.getLogger(__name__)
+
+job_counts, job_latency, job_status, dead_letters = monitor_tables()
 
 UNREADABLE = "unreadable"
 # A queue's pauses and resumptions: counted, but they are no job's state.
@@ -162,21 +161,6 @@ def counts() -> dict[str, int]:
     return across_partitions(dict(job_counts.items()), operator.add)
 
 
-def _lag() -> list[tuple[str, int, int]]:
-    consumer = app.consumer
-    committed = getattr(consumer, "_committed_offset", {})
-    queue_topics = {spec.topic.name(app.pipeline_settings) for spec in QUEUES.values()}
-    return [
-        (tp.topic, tp.partition, max((consumer.highwater(tp) or 0) - (committed.get(tp) or 0), 0))
-        for tp in consumer.assignment()
-        if tp.topic in queue_topics
-    ]
-
-
-metrics = WorkerMetrics(
-    counts=counts,
-    latency=lambda: across_partitions(dict(job_latency.items()), merge_latency),
-    lag=_lag,
-    paused=lambda: {queue: runner.breaker.is_open for queue, runner in runners.items()},
-    done_window_ms=lambda: [ms for runner in runners.values() for ms in runner.done_window_ms],
-)
+def latency() -> dict[str, dict[str, Any]]:
+    """This worker's latency figures by ``<queue>/<job name>``."""
+    return across_partitions(dict(job_latency.items()), merge_latency)

@@ -17,14 +17,16 @@ from pipeline.compat import tables
 from pipeline.envelope import job_hash
 from pipeline.events import now_ms
 from pipeline.retention import expired, sweep_interval_s
-from pipeline.topics import job_status
+from pipeline.topics import monitor_tables
 
 logger = logging.getLogger(__name__)
 
 
 def _swept_tables() -> list[Any]:
-    """Every job-state table (one per queue consumed here) and the monitor's job-status."""
-    return [*job_state_tables.values(), job_status]
+    """Every job-state table (one per queue consumed here) and, where the monitor runs, its
+    job-status."""
+    monitor = [monitor_tables().status] if settings.runs_monitor else []
+    return [*job_state_tables.values(), *monitor]
 
 
 @app.timer(interval=sweep_interval_s(settings.job_retention_s or 600.0))

@@ -1,0 +1,57 @@
+"""``/metrics`` on every worker, whatever its role: the job side's figures (lag on the job
+topics, paused queues, the done window) where jobs run, the monitor's (lifecycle record counts,
+latency) where the monitor runs."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from faust.web import Request, Response, View
+
+from pipeline.agents.runtime import runners
+from pipeline.application import app, settings
+from pipeline.catalog import QUEUES
+from pipeline.metrics import WorkerMetrics
+
+
+def _lag() -> list[tuple[str, int, int]]:
+    consumer = app.consumer
+    committed = getattr(consumer, "_committed_offset", {})
+    queue_topics = {spec.topic.name(settings) for spec in QUEUES.values()}
+    return [
+        (tp.topic, tp.partition, max((consumer.highwater(tp) or 0) - (committed.get(tp) or 0), 0))
+        for tp in consumer.assignment()
+        if tp.topic in queue_topics
+    ]
+
+
+def _monitor_figures() -> tuple[
+    Callable[[], Mapping[str, int]], Callable[[], Mapping[str, dict[str, Any]]]
+]:
+    """The monitor's counts and latency figures, or none where the role runs no monitor (its
+    module declares the monitor's tables, which a jobs-only worker must not hold)."""
+    if not settings.runs_monitor:
+        return dict, dict
+    monitor = importlib.import_module("pipeline.agents.monitor")
+    return monitor.counts, monitor.latency
+
+
+counts, latency = _monitor_figures()
+metrics = WorkerMetrics(
+    counts=counts,
+    latency=latency,
+    lag=_lag,
+    paused=lambda: {queue: runner.breaker.is_open for queue, runner in runners.items()},
+    done_window_ms=lambda: [ms for runner in runners.values() for ms in runner.done_window_ms],
+)
+
+
+@app.page("/metrics")
+class MetricsView(View):
+    """Prometheus scrape endpoint."""
+
+    async def get(self, request: Request) -> Response:
+        """The worker's metrics in the Prometheus text format."""
+        return self.bytes(metrics.render(), content_type="text/plain; version=0.0.4")
