@@ -94,6 +94,16 @@ async def run(args: argparse.Namespace) -> tuple[str, dict[str, float]]:
         two = await ours.measure_noop(
             settings, env, jobs=args.jobs, workdir=workdir / "two-workers", workers=2
         )
+        print("pipeline: the noop load with the monitor in its own process ...", flush=True)
+        (workdir / "monitor-apart").mkdir()
+        apart = await ours.measure_noop(
+            settings,
+            env,
+            jobs=args.jobs,
+            workdir=workdir / "monitor-apart",
+            workers=args.workers,
+            monitor_apart=True,
+        )
         print("raw aiokafka loop ...", flush=True)
         raw = await baselines.raw_aiokafka(
             bootstrap, prefix, args.jobs, settings.topic_partitions, workdir / "raw.log"
@@ -128,17 +138,30 @@ async def run(args: argparse.Namespace) -> tuple[str, dict[str, float]]:
             BullMQ=bull.process_per_s,
             Celery=None,
         ),
+        _compared(
+            "noop jobs/s, the monitor in a process of its own (`PIPELINE_ROLE` jobs + monitor)",
+            apart.noop_per_s,
+            raw=raw.process_per_s,
+            BullMQ=bull.process_per_s,
+            Celery=None,
+        ),
         Row(
             "worker CPU per noop job, us (user + system, every worker)",
             f"{noop.cpu_us_per_job:.0f}",
+        ),
+        Row(
+            "CPU per noop job with the monitor apart, us: jobs worker / monitor",
+            f"{apart.cpu_us_per_job:.0f} / {apart.monitor_cpu_us_per_job or 0:.0f}",
         ),
         Row(
             "records written per noop job (every topic of the run, changelogs included)",
             f"{noop.records_per_job:.1f}",
         ),
         Row(
-            "monitor: job-events records uncommitted at the last completion / s to catch up",
-            f"{noop.monitor_behind:,} / {noop.monitor_catch_up_s:.1f}",
+            "monitor: job-events records uncommitted at the last completion / s to catch up "
+            "(in the worker; apart)",
+            f"{noop.monitor_behind:,} / {noop.monitor_catch_up_s:.1f}; "
+            f"{apart.monitor_behind:,} / {apart.monitor_catch_up_s:.1f}",
         ),
         _compared(
             "enqueue jobs/s (add_bulk / producer / addBulk / delay)",
@@ -166,6 +189,7 @@ async def run(args: argparse.Namespace) -> tuple[str, dict[str, float]]:
     ]
     targets = [
         ("noop rate >= 1.0x BullMQ", noop.noop_per_s >= bull.process_per_s),
+        ("noop rate, monitor apart >= 1.0x BullMQ", apart.noop_per_s >= bull.process_per_s),
         ("noop rate >= 0.25x raw aiokafka", noop.noop_per_s >= 0.25 * raw.process_per_s),
         ("add_bulk >= 1.0x addBulk", noop.enqueue_per_s >= (bull.enqueue_per_s or 0)),
         (f"p99 <= 50 ms at half capacity ({half.rate}/s)", half.ms["p99"] <= 50),
@@ -200,9 +224,13 @@ async def run(args: argparse.Namespace) -> tuple[str, dict[str, float]]:
         "noop, x BullMQ": noop.noop_per_s / bull.process_per_s,
         "noop, x raw aiokafka": noop.noop_per_s / raw.process_per_s,
         "noop jobs/s, 2 workers": two.noop_per_s,
+        "noop jobs/s, monitor apart": apart.noop_per_s,
+        "noop monitor apart, x BullMQ": apart.noop_per_s / bull.process_per_s,
         "BullMQ jobs/s": bull.process_per_s,
         "raw aiokafka jobs/s": raw.process_per_s,
         "worker CPU per noop job, us": noop.cpu_us_per_job,
+        "jobs worker CPU per noop job (monitor apart), us": apart.cpu_us_per_job,
+        "monitor CPU per noop job (apart), us": apart.monitor_cpu_us_per_job or 0.0,
         "records written per noop job": noop.records_per_job,
         "monitor: records uncommitted at the last completion": noop.monitor_behind,
         "monitor: s to catch up": noop.monitor_catch_up_s,

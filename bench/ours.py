@@ -53,6 +53,7 @@ class NoopLoad:
     records_per_job: float  # records written to the run's topics (changelogs included), per job
     monitor_behind: int  # job-events records the group had not committed at the last completion
     monitor_catch_up_s: float  # from the last completion until the group committed everything
+    monitor_cpu_us_per_job: float | None = None  # a monitor of its own's CPU, when there is one
 
 
 @dataclass
@@ -229,12 +230,15 @@ async def _noop_load(
     settings: Settings,
     processes: Sequence[asyncio.subprocess.Process],
     jobs: int,
+    monitor: asyncio.subprocess.Process | None = None,
 ) -> NoopLoad:
-    """``jobs`` noop jobs through idle workers, with the CPU and the records they cost."""
+    """``jobs`` noop jobs through idle workers, with the CPU and the records they cost (the
+    CPU of ``processes``, and of ``monitor`` apart)."""
     markers = [settings.topic_prefix, settings.app_id]
     events = [JOB_EVENTS.name(settings)]
     records_before = await completions.records_written(markers)
     cpu_before = sum(cpu_seconds(process.pid) for process in processes)
+    monitor_before = cpu_seconds(monitor.pid) if monitor else 0.0
     noop = [NewJob(NOOP, NoopJob(seq=i)) for i in range(jobs)]
     enqueue_per_s, noop_per_s = await _throughput(queue, completions, noop)
     behind = await completions.behind(settings.app_id, events)
@@ -243,7 +247,16 @@ async def _noop_load(
     catch_up_s = time.monotonic() - done_at
     cpu = sum(cpu_seconds(process.pid) for process in processes) - cpu_before
     records = await completions.records_written(markers) - records_before
-    return NoopLoad(enqueue_per_s, noop_per_s, cpu / jobs * 1e6, records / jobs, behind, catch_up_s)
+    monitor_cpu = (cpu_seconds(monitor.pid) - monitor_before) / jobs * 1e6 if monitor else None
+    return NoopLoad(
+        enqueue_per_s,
+        noop_per_s,
+        cpu / jobs * 1e6,
+        records / jobs,
+        behind,
+        catch_up_s,
+        monitor_cpu,
+    )
 
 
 async def _latency(queue: Queue, completions: Completions, rate: int, seconds: float) -> Latency:
@@ -269,9 +282,10 @@ async def _latency(queue: Queue, completions: Completions, rate: int, seconds: f
 
 @contextlib.asynccontextmanager
 async def _workers(
-    count: int, env: dict[str, str], workdir: Path
+    count: int, env: dict[str, str], workdir: Path, name: str = "worker"
 ) -> AsyncIterator[list[asyncio.subprocess.Process]]:
-    """``count`` worker processes in one consumer group, each with its own web port and state."""
+    """``count`` worker processes in one consumer group, each with its own web port and state
+    (``name`` tells apart the files of workers of different roles)."""
     faust = str(VENV_BIN / "faust")
     argv = (faust, "-L", "uvloop", "-A", "pipeline", "worker", "--loglevel", "warn")
     async with contextlib.AsyncExitStack() as stack:
@@ -280,9 +294,9 @@ async def _workers(
             own = {
                 **env,
                 "PIPELINE_WEB_PORT": str(free_port()),
-                "PIPELINE_DATA_DIR": str(workdir / f"worker-{index}-data"),
+                "PIPELINE_DATA_DIR": str(workdir / f"{name}-{index}-data"),
             }
-            log = workdir / f"worker-{index}.log"
+            log = workdir / f"{name}-{index}.log"
             started.append(await stack.enter_async_context(child(*argv, env=own, log=log)))
         yield started
 
@@ -333,21 +347,32 @@ async def measure(
 
 
 async def measure_noop(
-    settings: Settings, env: dict[str, str], *, jobs: int, workdir: Path, workers: int
+    settings: Settings,
+    env: dict[str, str],
+    *,
+    jobs: int,
+    workdir: Path,
+    workers: int,
+    monitor_apart: bool = False,
 ) -> NoopLoad:
-    """Only the noop load, on ``workers`` workers of one group."""
+    """Only the noop load, on ``workers`` workers of one group; with ``monitor_apart`` they run
+    the jobs only, and one more process of the group the monitor."""
     completions = Completions(settings)
+    roles = {"PIPELINE_ROLE": "jobs"} if monitor_apart else {}
+    monitor_env = {**env, "PIPELINE_ROLE": "monitor"}
     async with (
-        _workers(workers, env, workdir) as processes,
+        _workers(workers, {**env, **roles}, workdir) as processes,
+        _workers(int(monitor_apart), monitor_env, workdir, name="monitor") as monitors,
         BenchQueue.connect(settings) as bench,
         EmailQueue.connect(settings) as email,
     ):
         await completions.start()
-        completions.workers = processes
+        completions.workers = [*processes, *monitors]
         try:
-            await completions.wait_members(settings.app_id, workers)
+            await completions.wait_members(settings.app_id, workers + len(monitors))
             await _warm_up(bench, email, completions, settings)
-            return await _noop_load(bench, completions, settings, processes, jobs)
+            monitor = monitors[0] if monitors else None
+            return await _noop_load(bench, completions, settings, processes, jobs, monitor)
         finally:
             await completions.stop()
 
