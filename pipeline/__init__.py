@@ -10,7 +10,10 @@ monitor, or both); it opens no connection and starts no thread.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipeline.settings import Settings
 
 __all__ = ["app"]
 
@@ -27,7 +30,7 @@ def __getattr__(name: str) -> Any:
     return application.app
 
 
-def role_modules(settings: Any) -> list[str]:
+def role_modules(settings: Settings) -> list[str]:
     """The modules that register what ``settings.role`` runs: agents, timers and web views."""
     modules = ["pipeline.agents.retention", "pipeline.cli", "pipeline.web_metrics"]
     if settings.runs_jobs:

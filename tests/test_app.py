@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import pipeline
 from pipeline.catalog import EMAIL, JOB_EVENTS, MEDIA_UPLOAD, QUEUES
 from pipeline.settings import Settings
 
@@ -118,3 +119,20 @@ def test_the_readme_layout_names_every_module_and_only_those() -> None:
     }
     assert sorted(modules - listed) == []
     assert sorted(path for path in listed if not (REPO / path).exists()) == []
+
+
+@pytest.mark.parametrize(
+    ("role", "loaded", "not_loaded"),
+    [
+        ("all", {"pipeline.agents.queues", "pipeline.agents.monitor", "pipeline.timers"}, set()),
+        ("jobs", {"pipeline.agents.queues", "pipeline.timers"}, {"pipeline.agents.monitor"}),
+        ("monitor", {"pipeline.agents.monitor", "pipeline.web"}, {"pipeline.timers"}),
+    ],
+)
+def test_a_role_registers_its_own_modules(
+    role: str, loaded: set[str], not_loaded: set[str]
+) -> None:
+    modules = set(pipeline.role_modules(Settings(role=role)))
+    assert loaded <= modules
+    assert not modules & not_loaded
+    assert {"pipeline.web_metrics", "pipeline.cli"} <= modules  # every role

@@ -13,6 +13,7 @@ import faust
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.client import AIOKafkaClient
+from faust.assignor import client_assignment, partition_assignor
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as driver
 
@@ -235,8 +236,6 @@ def test_a_fetch_dropped_around_a_rebalance_stops_counting_as_waiting() -> None:
 def test_the_assignor_reads_changelog_topics_where_compat_assignor_adds_them() -> None:
     # compat/assignor.py swaps the assignor's table manager for one that knows every role's
     # changelogs: Faust must still keep it in _table_manager and ask it for changelog_topics.
-    from faust.assignor import client_assignment, partition_assignor
-
     assigner = inspect.getsource(partition_assignor.PartitionAssignor)
     assert "self._table_manager = self.app.tables" in assigner
     assert assigner.count("self._table_manager.changelog_topics") == 2
