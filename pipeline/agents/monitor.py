@@ -13,7 +13,7 @@ from faust.types import Message
 
 from pipeline.application import app
 from pipeline.compat import tables
-from pipeline.compat.bulk import BulkTopic, Fetch
+from pipeline.compat.bulk import BUFFERED_FETCHES, BulkTopic, Fetch
 from pipeline.compat.sends import batched_sends
 from pipeline.events import EventDecodeError, EventType, JobEvent, decode_event
 from pipeline.monitoring import (
@@ -68,6 +68,11 @@ recent_failures: deque[JobEvent] = deque(maxlen=50)
 # each job's state, each count and each latency figure once, however many records touched them
 # (a job's added and completed records usually arrive together).
 job_events = BulkTopic(app, job_events_topic)
+# Under a steady load a fetch holds a few records, and the per-fetch cost (table writes, their
+# produce request, the flush and the ack) is then paid for a handful of jobs; folding the
+# fetches of this long into one pass cut the worker's CPU at 500 jobs/s by about a sixth, and
+# the monitor's view of a job may lag by it (no job waits on the monitor).
+LINGER_S = 0.05
 
 
 async def _write(table: Any, partition: int, key: Any, value: Any) -> None:
@@ -83,9 +88,11 @@ async def _write(table: Any, partition: int, key: Any, value: Any) -> None:
 async def monitor_agent(fetches: faust.StreamT[Fetch]) -> None:
     """Log every lifecycle record; keep each job's latest state, the counts and the latency
     figures, all in the job-events partition the record came from."""
-    async for fetched in fetches:
-        job_events.taken(fetched)
-        records = job_events.current(fetched.messages)
+    async for taken in fetches.take(BUFFERED_FETCHES, within=LINGER_S):
+        records: list[Message] = []
+        for fetched in taken:
+            job_events.taken(fetched)
+            records += job_events.current(fetched.messages)
         await _apply(records)
         # Its writes handed to the producer before its records count as done, as a send did.
         await batched_sends(app).flush()
