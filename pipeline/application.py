@@ -10,6 +10,7 @@ from faust.types import TransportT
 
 from pipeline.admin import check_partitions, ensure_topics, wait_for_kafka
 from pipeline.catalog import all_tables, all_topics
+from pipeline.compat.store import URL_SCHEME
 from pipeline.compat.transport import Transport
 from pipeline.partitioning import default_partitioner
 from pipeline.settings import Settings
@@ -58,8 +59,7 @@ def create_app(settings: Settings) -> PipelineApp:
     return PipelineApp(
         settings.app_id,
         broker=settings.kafka_broker_urls,
-        # Tables are small (job ids, counts) and rebuilt from their changelogs on start-up.
-        store="memory://",
+        store=f"{URL_SCHEME}://" if settings.table_store == "rocksdb" else "memory://",
         datadir=str(settings.data_dir),
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication_factor,

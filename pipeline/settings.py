@@ -194,7 +194,20 @@ class Settings(BaseSettings):
     web_host: str = Field("127.0.0.1", description="Interface the worker's web server binds.")
     web_port: int = Field(6066, ge=0, le=65535, description="Port of the worker's web server.")
     data_dir: Path = Field(
-        Path("pipeline-data"), description="Faust's local state folder (table checkpoints)."
+        Path("pipeline-data"),
+        description="The worker's local state: its tables on disk (one folder per worker).",
+    )
+    table_store: Literal["rocksdb", "memory"] = Field(
+        "rocksdb",
+        description="Where tables live: `rocksdb` (on disk under data_dir: a restart reads only "
+        "the changelog records it missed) or `memory` (rebuilt from the changelogs at every "
+        "start; for tests and short-lived workers).",
+    )
+    table_memory_mb: int = Field(
+        64,
+        ge=8,
+        description="Memory for all of the worker's RocksDB tables together (block cache and "
+        "write buffers).",
     )
     log_level: str = Field("INFO", description="Log level of the worker.")
     kafka_producer_linger_ms: int = Field(

@@ -13,6 +13,7 @@ import faust
 
 from pipeline.application import app, settings
 from pipeline.catalog import DELAYS, JOB_EVENTS, MONITOR_TABLES, QueueSpec, TopicSpec
+from pipeline.compat.store import MEMORY_OPTION
 
 
 def faust_topic(spec: TopicSpec) -> faust.TopicT:
@@ -36,13 +37,18 @@ def job_state_table(queue: QueueSpec) -> faust.types.TableT[str, dict[str, Any]]
     """Each job's latest state in ``queue``, by job id: what makes redelivered and duplicate jobs
     no-ops. Faust names its changelog "<app id>-<queue>-job-state-changelog"; it shares the queue
     topic's partitioning because job records are placed by job id (envelope.partition_for)."""
-    table: faust.types.TableT[str, dict[str, Any]] = app.Table(
+    table: faust.types.TableT[str, dict[str, Any]] = _table(
         queue.state_table,
         default=None,
         partitions=queue.topic.partition_count(settings),
         key_type=str,
     )
     return table
+
+
+def _table(name: str, **kwargs: Any) -> Any:
+    """A table of the app, sharing the worker's memory budget for tables on disk."""
+    return app.Table(name, options={MEMORY_OPTION: settings.table_memory_mb * 1024**2}, **kwargs)
 
 
 class MonitorTables(NamedTuple):
@@ -71,8 +77,8 @@ def monitor_tables() -> MonitorTables:
     partitions = JOB_EVENTS.partition_count(settings)
     counts, latency, status, letters = MONITOR_TABLES
     return MonitorTables(
-        counts=app.Table(counts, default=int, partitions=partitions, key_type=str),
-        latency=app.Table(latency, default=None, partitions=partitions, key_type=str),
-        status=app.Table(status, default=None, partitions=partitions, key_type=bytes),
-        dead_letters=app.Table(letters, default=None, partitions=partitions, key_type=bytes),
+        counts=_table(counts, default=int, partitions=partitions, key_type=str),
+        latency=_table(latency, default=None, partitions=partitions, key_type=str),
+        status=_table(status, default=None, partitions=partitions, key_type=bytes),
+        dead_letters=_table(letters, default=None, partitions=partitions, key_type=bytes),
     )

@@ -183,15 +183,14 @@ class Run:
             email=f"chaos{index}@example.com", customer_name="Chaos", otp=f"S3CR{index:06d}"
         )
 
-    async def start_worker(self) -> WorkerProcess:
+    async def start_worker(self, in_place_of: WorkerProcess | None = None) -> WorkerProcess:
+        """Start a worker; ``in_place_of`` one that died, on its data folder, as a supervisor
+        restarting a container with its volume would (its tables on disk as the kill left them)."""
         index = len(self.all_workers)
-        env = worker_env(
-            self.bootstrap,
-            self.prefix,
-            self.app_id,
-            self.folder / f"worker-{index}",
-            free_port(),
-        )
+        folder = self.folder / f"worker-{index}"
+        if in_place_of is not None:
+            folder = Path(in_place_of.env["PIPELINE_DATA_DIR"])
+        env = worker_env(self.bootstrap, self.prefix, self.app_id, folder, free_port())
         # The product's default: the chaos figures are what a deployment would see.
         del env["PIPELINE_ACTIVE_AFTER_MS"]
         env.update(
@@ -279,7 +278,7 @@ class Run:
         self.killed.append(victim)
         self.figures.kills += 1
         print(f"chaos: SIGKILLed worker {self.all_workers.index(victim)}", flush=True)
-        await self.start_worker()
+        await self.start_worker(in_place_of=victim)
 
     async def replace_exited(self) -> None:
         """Start a worker in place of any that exited on its own, as a supervisor would."""
@@ -288,7 +287,7 @@ class Run:
                 self.workers.remove(worker)
                 self.exited.append(worker)
                 print(f"chaos: worker {self.all_workers.index(worker)} exited", flush=True)
-                await self.start_worker()
+                await self.start_worker(in_place_of=worker)
 
     async def restart_broker(self) -> None:
         began = time.monotonic()

@@ -14,6 +14,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.client import AIOKafkaClient
 from faust.assignor import client_assignment, partition_assignor
+from faust.stores import STORES
+from faust.stores import rocksdb as faust_rocksdb
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as driver
 
@@ -59,6 +61,21 @@ def test_the_table_internals_compat_tables_uses_are_still_there() -> None:
     assert (table.key_serializer, table.value_serializer) == ("json", "json")
     assert callable(table.changelog_topic.prepare_key)
     assert callable(table.changelog_topic.prepare_value)
+
+
+def test_the_rocksdb_store_internals_compat_store_uses_are_still_there() -> None:
+    rocks = faust_rocksdb.Store
+    # Recovery and standby copies go through apply_changelog_batch, which keeps its offsets with
+    # set_persisted_offset (compat/store.py follows them there).
+    assert "self.set_persisted_offset(tp, offset)" in inspect.getsource(rocks.apply_changelog_batch)
+    assert "_dbs_for_actives" in inspect.getsource(rocks._iteritems)
+    assert list(inspect.signature(rocks.revoke_partitions).parameters) == ["self", "table", "tps"]
+    assert "self._dbs.pop(tp.partition" in inspect.getsource(rocks.revoke_partitions)
+    assert "_DBValueTuple(db, value)" in inspect.getsource(rocks._get_bucket_for_key)
+    assert isinstance(rocks.offset_key, bytes)
+    assert {"max_open_files", "bloom_filter_size"} <= set(vars(faust_rocksdb.RocksDBOptions))
+    # Where store URLs are looked up: the scheme of compat/store.py is registered there.
+    assert isinstance(STORES.aliases, dict)
 
 
 @pytest.mark.parametrize(

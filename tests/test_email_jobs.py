@@ -212,11 +212,15 @@ async def test_bad_input_is_dead_lettered_and_the_worker_keeps_going(
     assert "31337" not in worker.log_text()
 
 
+# The new worker starts either on the killed one's data folder (its tables on disk as the kill
+# left them, as a restarted container keeps its volume) or on an empty one (a new machine).
+@pytest.mark.parametrize("same_folder", [True, False], ids=["same-folder", "new-folder"])
 async def test_a_killed_worker_resumes_without_sending_twice(
     start_worker: StartWorker,
     smtp_sink: SmtpSink,
     event_log: EventLog,
     pipeline_settings: Settings,
+    same_folder: bool,
 ) -> None:
     env = smtp_sink.worker_env(PIPELINE_EMAIL_CONCURRENCY="1")
     smtp_sink.hold_s = 0.1
@@ -236,7 +240,8 @@ async def test_a_killed_worker_resumes_without_sending_twice(
     assert sent_before_restart < len(jobs)
 
     smtp_sink.hold_s = 0
-    await start_worker(**env)
+    folder = {"PIPELINE_DATA_DIR": first.env["PIPELINE_DATA_DIR"]} if same_folder else {}
+    await start_worker(**env, **folder)
     await event_log.wait_for(ids, EventType.COMPLETED, timeout_s=120)
     for job in jobs:
         assert len(smtp_sink.messages_to(job.email)) == 1, job.email

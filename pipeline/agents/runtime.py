@@ -138,10 +138,11 @@ class TableStateStore:
         0.1 s for the producer buffer to drain, so an offset could be committed (or the job
         reported done) ahead of the state that makes its redelivery a no-op.
         """
-        sent = await tables.write(self._table, job_id, state, partition)
+        acked = tables.stage(self._table, job_id, state, partition)
+        sent = await tables.send(self._table, job_id, state, partition, acked)
 
         async def resend() -> None:
-            await (await tables.send(self._table, job_id, state, partition))
+            await (await tables.send(self._table, job_id, state, partition, acked))
 
         return Delivery(sent, resend, self._table.name)
 

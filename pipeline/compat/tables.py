@@ -14,40 +14,66 @@ given), added to the producer's batch of its partition (``compat/sends.py``).
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Coroutine
-from functools import partial
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, cast
 
 import faust
 from faust.tables.base import Collection
-from faust.types import TP
-from faust.types.stores import StoreT
 
 from pipeline.compat.sends import batched_sends
+from pipeline.compat.store import Store
 
 
 def write(
     table: faust.types.TableT[Any, Any], key: Any, value: Any, partition: int
 ) -> Coroutine[Any, Any, Awaitable[None]]:
-    """Set ``key`` locally now; awaiting what is returned hands its changelog record to the
-    producer and gives what resolves once the record is acked."""
-    table.data[key] = value
-    return send(table, key, value, partition)
+    """Set ``key`` locally now (None: delete it); awaiting what is returned hands its changelog
+    record to the producer and gives what resolves once the record is acked."""
+    return send(table, key, value, partition, stage(table, key, value, partition))
+
+
+def delete(
+    table: faust.types.TableT[Any, Any], key: Any, partition: int
+) -> Coroutine[Any, Any, Awaitable[None]]:
+    """Drop ``key`` locally now; awaiting what is returned sends its tombstone to ``partition``
+    (compaction then drops the key from the changelog for good)."""
+    return write(table, key, None, partition)
+
+
+def stage(
+    table: faust.types.TableT[Any, Any], key: Any, value: Any, partition: int
+) -> Callable[[int], None] | None:
+    """Set ``key`` locally (None: delete it); returns what ``send`` must call with the offset
+    of the changelog record once it is acked, if the store needs it (see compat/store.py)."""
+    data = table.data
+    if isinstance(data, Store):
+        return data.stage(partition, key, value)
+    if value is None:
+        data.pop(key, None)
+    else:
+        data[key] = value
+    return None
 
 
 async def send(
-    table: faust.types.TableT[Any, Any], key: Any, value: Any, partition: int
+    table: faust.types.TableT[Any, Any],
+    key: Any,
+    value: Any,
+    partition: int,
+    on_acked: Callable[[int], None] | None = None,
 ) -> Awaitable[None]:
-    """Send ``key``'s changelog record to ``partition`` again, leaving the local store as it is
-    (a later write may have changed it since)."""
+    """Send ``key``'s changelog record to ``partition``, leaving the local store as it is (a
+    record sent again: pass the first one's ``on_acked``)."""
     topic = table.changelog_topic
     key_bytes = serialized(table, key, "key_serializer", topic.prepare_key)
     value_bytes = (
         None if value is None else serialized(table, value, "value_serializer", topic.prepare_value)
     )
-    name = topic.get_topic_name()
-    written = await batched_sends(table.app).send(name, key_bytes, value_bytes, partition, [])
-    written.on_written(partial(_persisted, table, TP(name, partition)))
+    written = await batched_sends(table.app).send(
+        topic.get_topic_name(), key_bytes, value_bytes, partition, []
+    )
+    if on_acked is not None:
+        written.on_written(on_acked)
     return written
 
 
@@ -72,21 +98,10 @@ def serialized(
     return serialized
 
 
-def _persisted(table: faust.types.TableT[Any, Any], tp: TP, offset: int) -> None:
-    # What Faust's own send does once a changelog record is acked: a persistent store (RocksDB)
-    # keeps the offset, so a restarted worker reads only the records after it.
-    cast("StoreT[Any, Any]", table.data).set_persisted_offset(tp, offset)
-
-
-def delete(
-    table: faust.types.TableT[Any, Any], key: Any, partition: int
-) -> Coroutine[Any, Any, Awaitable[None]]:
-    """Drop ``key`` locally now; awaiting what is returned sends its tombstone to ``partition``
-    (compaction then drops the key from the changelog for good)."""
-    table.data.pop(key, None)
-    return send(table, key, None, partition)
-
-
-def items(table: faust.types.TableT[Any, Any]) -> list[tuple[Any, Any]]:
-    """Every key and value of the table this worker holds (standby copies included)."""
-    return list(table.data.items())
+def items(table: faust.types.TableT[Any, Any]) -> Iterator[tuple[Any, Any]]:
+    """Every key and value of the table this worker holds: of its active partitions on disk
+    (read lazily, from a snapshot), standby copies included in memory (copied at once, so
+    writes while it is read do not disturb it)."""
+    if isinstance(table.data, Store):
+        return iter(table.data.items())
+    return iter(list(table.data.items()))

@@ -1,0 +1,161 @@
+"""Faust's RocksDB table store (``rocksdb://``, through rocksdict), changed in two ways, both on
+private parts of it (``tests/test_compat.py`` pins them).
+
+**Never ahead of the changelog.** Faust's store writes a key to disk as soon as the table is set
+and keeps the offset of the last changelog record it wrote; a restarted worker reads the
+changelog from there on. A write whose changelog record never reached Kafka (the worker killed
+in between) would then stay on disk for good: a job would read as completed here while its
+changelog, job-events and every standby copy say it never finished, and its redelivery would be
+skipped. Here a write waits in memory, where reads see it, until its changelog record is acked,
+and then goes to disk in one RocksDB write batch with that record's offset: what the disk holds
+is always the changelog up to an offset, as a restart after a crash assumes.
+
+**Partitions given, not taken from the current event.** Faust's store finds a write's partition
+(and a read's) in the stream's current event; the worker writes outside any stream (a batch, the
+monitor's fetches, a timer), so writes name their partition and reads look a key up in every
+partition held, as Faust already does for tables without an event.
+
+Memory: every table partition is a RocksDB database of its own (dozens per worker), and
+Faust's defaults give each a 2 GiB block cache and three 64 MiB memtables. Here they share one
+block cache, which also counts their memtables (RocksDB's write buffer manager): one bound for
+all of them, ``table_memory_mb``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
+
+import rocksdict
+from faust.stores import STORES
+from faust.stores import rocksdb as faust_rocksdb
+from faust.types import TP, CollectionT
+
+URL_SCHEME = "pipeline-rocksdb"
+# A table's ``options={"memory_bytes": ...}``: the budget of every table of the process.
+MEMORY_OPTION = "memory_bytes"
+# Memtables of a few MiB each, flushed once the shared budget is used up.
+_WRITE_BUFFER_BYTES = 4 * 1024**2
+
+
+class _Staged(NamedTuple):
+    partition: int
+    value: bytes | None  # None: deleted
+
+
+@functools.cache
+def _shared(memory_bytes: int) -> tuple[rocksdict.Cache, rocksdict.WriteBufferManager]:
+    cache = rocksdict.Cache(memory_bytes)
+    buffers = rocksdict.WriteBufferManager.new_write_buffer_manager_with_cache(
+        memory_bytes // 2, False, cache
+    )
+    return cache, buffers
+
+
+class _Options(faust_rocksdb.RocksDBOptions):
+    def __init__(self, memory_bytes: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.memory_bytes = memory_bytes
+
+    def as_options(self) -> rocksdict.Options:
+        cache, buffers = _shared(self.memory_bytes)
+        options = rocksdict.Options(raw_mode=True)
+        options.create_if_missing(True)
+        options.set_max_open_files(self.max_open_files or -1)
+        options.set_write_buffer_size(_WRITE_BUFFER_BYTES)
+        options.set_max_write_buffer_number(2)
+        options.set_write_buffer_manager(buffers)
+        table = rocksdict.BlockBasedOptions()
+        table.set_bloom_filter(self.bloom_filter_size, True)
+        table.set_block_cache(cache)
+        # Index and filter blocks inside the cache too, so the bound holds as data grows.
+        table.set_cache_index_and_filter_blocks(True)
+        options.set_block_based_table_factory(table)
+        return options
+
+
+class Store(faust_rocksdb.Store):
+    """Faust's RocksDB store whose disk never runs ahead of the changelog."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        options = dict(self.options or {})
+        memory_bytes = int(options.pop(MEMORY_OPTION, 64 * 1024**2))
+        self.rocksdb_options = _Options(memory_bytes, **options, use_rocksdict=True)
+        self._staged: dict[bytes, _Staged] = {}
+        self._offsets: dict[int, int] = {}
+
+    def stage(self, partition: int, key: Any, value: Any | None) -> Callable[[int], None]:
+        """Hold ``key``'s new value (None: deleted) where reads see it; returns what to call with
+        the offset of its changelog record once that is acked, which writes it to disk."""
+        key_bytes = self._encode_key(key)
+        staged = _Staged(partition, None if value is None else self._encode_value(value))
+        self._staged[key_bytes] = staged
+        return functools.partial(self._acked, key_bytes, staged)
+
+    def _acked(self, key: bytes, staged: _Staged, offset: int) -> None:
+        if self._staged.get(key) is staged:
+            del self._staged[key]
+        db = self._dbs.get(staged.partition)
+        if db is None:
+            return  # revoked since: whoever holds it now reads the record from the changelog
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        if staged.value is None:
+            batch.delete(key)
+        else:
+            batch.put(key, staged.value)
+            self._key_index[key] = staged.partition
+        # Acks come in offset order within a partition; a record sent again may be acked late.
+        if offset > self._offsets.get(staged.partition, -1):
+            self._offsets[staged.partition] = offset
+            batch.put(self.offset_key, str(offset).encode())
+        db.write(batch)
+
+    def set_persisted_offset(self, tp: TP, offset: int) -> None:
+        # Faust's recovery applies changelog records here, and so do standby copies.
+        self._offsets[tp.partition] = max(offset, self._offsets.get(tp.partition, -1))
+        super().set_persisted_offset(tp, offset)
+
+    def _set(self, key: bytes, value: bytes | None) -> None:
+        raise NotImplementedError("tables are written through pipeline.compat.tables")
+
+    def _get(self, key: bytes) -> bytes | None:
+        staged = self._staged.get(key)
+        if staged is not None:
+            return staged.value
+        found = self._get_bucket_for_key(key)
+        return None if found is None else found.value
+
+    def _contains(self, key: bytes) -> bool:
+        return self._get(key) is not None
+
+    def _iteritems(self) -> Iterator[tuple[bytes, bytes]]:
+        staged = dict(self._staged)
+        for key, value in super()._iteritems():
+            if key not in staged:
+                yield key, value
+        held = set(self._dbs)
+        for key, item in staged.items():
+            if item.value is not None and item.partition in held:
+                yield key, item.value
+
+    def _iterkeys(self) -> Iterator[bytes]:
+        return (key for key, _ in self._iteritems())
+
+    def _itervalues(self) -> Iterator[bytes]:
+        return (value for _, value in self._iteritems())
+
+    def _size(self) -> int:
+        return sum(1 for _ in self._iteritems())
+
+    def revoke_partitions(self, table: CollectionT, tps: set[TP]) -> None:
+        super().revoke_partitions(table, tps)
+        revoked = {tp.partition for tp in tps if tp.topic in table.changelog_topic.topics}
+        for key in [key for key, item in self._staged.items() if item.partition in revoked]:
+            del self._staged[key]
+        for partition in revoked:
+            self._offsets.pop(partition, None)
+
+
+STORES.aliases[URL_SCHEME] = f"{__name__}:Store"
