@@ -19,10 +19,12 @@ from faust.stores import rocksdb as faust_rocksdb
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as driver
 
+from pipeline.application import create_app
 from pipeline.compat.bulk import BulkTopic, Fetch, bulk_topics
 from pipeline.compat.fetcher import deliver, drain_messages
 from pipeline.compat.tables import serialized
 from pipeline.compat.transport import Consumer, first_unacked, head_dropped
+from pipeline.settings import Settings
 
 
 def test_the_faust_internals_the_patches_use_are_still_there() -> None:
@@ -218,7 +220,8 @@ def test_changelog_records_are_the_bytes_faust_itself_would_write() -> None:
 
 
 def test_a_topic_read_in_bulk_is_subscribed_and_only_current_records_are_handled() -> None:
-    app = faust.App("compat-bulk", store="memory://")
+    # The worker's app, with compat/transport.py's consumer (nothing connects before it starts).
+    app = create_app(Settings(app_id="compat-bulk", table_store="memory"))
     topic = app.topic("bulk-probe", value_type=bytes)
     records = BulkTopic(app, topic)
     assert topic in app.topics  # subscribed, assigned and committed by Faust's consumer
@@ -237,8 +240,18 @@ def test_a_topic_read_in_bulk_is_subscribed_and_only_current_records_are_handled
     app.consumer_generation_id = 7
     app.flow_control.resume()
     assert records.current(fetched) == fetched
-    app.consumer_generation_id = 8  # a rebalance since: Faust reads them again
-    assert records.current(fetched) == []
+    consumer = app.consumer
+    try:
+        for message in fetched:
+            consumer.track_message(message)
+        app.consumer_generation_id = 8  # a rebalance since: Faust reads them again
+        assert records.current(fetched) == []
+        # ... and a rebalance or a stop no longer waits for them.
+        assert not consumer._unacked_messages
+    finally:
+        # The consumer's event loops, made when it was built, with their sockets.
+        consumer._thread.thread_loop.close()
+        consumer._loop.close()
 
 
 def test_a_fetch_dropped_around_a_rebalance_stops_counting_as_waiting() -> None:

@@ -79,11 +79,16 @@ class BulkTopic:
     def current(self, messages: Sequence[Message]) -> list[Message]:
         """The records still this worker's to handle: none while a rebalance is under way, and
         none fetched in an earlier consumer generation (Faust seeks back and reads them
-        again)."""
+        again). The others stop counting as in flight, unacked: otherwise a rebalance or a
+        stop waits for them (Faust's wait_empty) as long as anything still holds the fetch."""
         if not self.app.flow_control.is_active():
+            self.ack(messages)  # refused, so never committed (compat/transport.py)
             return []
         generation = self.app.consumer_generation_id
-        return [message for message in messages if message.generation_id == generation]
+        held = [message for message in messages if message.generation_id == generation]
+        if len(held) < len(messages):
+            self.ack([message for message in messages if message.generation_id != generation])
+        return held
 
     def ack(self, messages: Sequence[Message]) -> None:
         """Mark ``messages`` handled: their offsets may be committed."""
