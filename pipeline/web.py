@@ -21,8 +21,10 @@ from pipeline.agents.monitor import counts as monitor_counts
 from pipeline.agents.monitor import dead_lettered, job_status, recent_failures
 from pipeline.agents.runtime import FaustPublisher
 from pipeline.application import app, settings
-from pipeline.catalog import QUEUES, QueueSpec
+from pipeline.catalog import JOB_EVENTS, QUEUES, QueueSpec
+from pipeline.compat import tables
 from pipeline.deadletters import redrive
+from pipeline.envelope import partition_for
 from pipeline.monitoring import queue_counts
 
 
@@ -34,7 +36,9 @@ class JobView(View):
     async def get(self: View, request: Request, *args: Any, **kwargs: Any) -> Response:
         """The state, or 404 when the owning worker's job-status has never seen it."""
         job_id = request.match_info["job_id"]
-        state = job_status.get(job_id.encode())
+        # job-events is keyed by job id: the job's state is in its id's partition.
+        partition = partition_for(job_id, JOB_EVENTS.partition_count(settings))
+        state = tables.get(job_status, job_id.encode(), partition)
         if state is None:
             return self.json({"error": f"no job {job_id}"}, status=404)
         return self.json(state)

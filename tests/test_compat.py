@@ -249,9 +249,8 @@ def test_a_topic_read_in_bulk_is_subscribed_and_only_current_records_are_handled
         # ... and a rebalance or a stop no longer waits for them.
         assert not consumer._unacked_messages
     finally:
-        # The consumer's event loops, made when it was built, with their sockets.
+        # The event loop of the consumer's thread, made when it was built, with its sockets.
         consumer._thread.thread_loop.close()
-        consumer._loop.close()
 
 
 def test_a_fetch_dropped_around_a_rebalance_stops_counting_as_waiting() -> None:

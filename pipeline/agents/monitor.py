@@ -119,7 +119,7 @@ async def _apply(records: list[Message]) -> None:
             counted[partition, count_key(event)] += 1
             continue
         key = event.job_id.encode()
-        before = states[key][1] if key in states else job_status.get(key)
+        before = states[key][1] if key in states else tables.get(job_status, key, partition)
         if is_repeat(before, event):
             continue
         if logging_info:
@@ -131,11 +131,15 @@ async def _apply(records: list[Message]) -> None:
         states[key] = (partition, after)
         if event.type == EventType.DEAD_LETTERED:
             letters[key] = (partition, dead_letter_entry(after, event, partition))
-        elif leaves_dead_letters(event) and (key in letters or key in dead_letters):
+        elif leaves_dead_letters(event) and (
+            key in letters or tables.get(dead_letters, key, partition) is not None
+        ):
             letters[key] = (partition, None)
         if event.type == EventType.COMPLETED and after.get("added_ms"):
             figures = (partition, f"{event.queue}/{event.job_name}")
-            current = latencies.get(figures) or job_latency.get(in_partition(*figures))
+            current = latencies.get(figures) or tables.get(
+                job_latency, in_partition(*figures), partition
+            )
             latencies[figures] = add_latency(current, event.timestamp_ms - after["added_ms"])
     for key, (partition, state) in states.items():
         await _write(job_status, partition, key, state)
@@ -146,7 +150,8 @@ async def _apply(records: list[Message]) -> None:
             await _write(dead_letters, partition, key, letter)
     for (partition, name), added in counted.items():
         count_name = in_partition(partition, name)
-        await _write(job_counts, partition, count_name, job_counts.get(count_name, 0) + added)
+        counted_before = tables.get(job_counts, count_name, partition, 0)
+        await _write(job_counts, partition, count_name, counted_before + added)
     for (partition, name), latency in latencies.items():
         await _write(job_latency, partition, in_partition(partition, name), latency)
 

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from functools import cache, partial
-from typing import Any
+from typing import Any, cast
 
 import faust
 from aiokafka.errors import KafkaConnectionError, KafkaError
@@ -17,7 +17,7 @@ from pipeline.application import app, settings
 from pipeline.catalog import DELAYS, JOB_EVENTS, QueueSpec
 from pipeline.compat import tables
 from pipeline.compat.sends import batched_sends
-from pipeline.envelope import Headers
+from pipeline.envelope import Headers, partition_for
 from pipeline.handlers import registry
 from pipeline.outcomes import RunnerTopics
 from pipeline.records import IncomingRecord
@@ -127,7 +127,9 @@ class TableStateStore:
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         """The job's latest state, or None."""
-        value = self._table.get(job_id)
+        # Tables are partitioned like their queue's topic, by job id (envelope.partition_for).
+        partition = partition_for(job_id, cast(int, self._table.partitions))  # declared: topics.py
+        value = tables.get(self._table, job_id, partition)
         return dict(value) if value else None
 
     async def set(self, job_id: str, state: dict[str, Any], partition: int) -> Awaitable[object]:
@@ -138,11 +140,11 @@ class TableStateStore:
         0.1 s for the producer buffer to drain, so an offset could be committed (or the job
         reported done) ahead of the state that makes its redelivery a no-op.
         """
-        acked = tables.stage(self._table, job_id, state, partition)
-        sent = await tables.send(self._table, job_id, state, partition, acked)
+        change = tables.stage(self._table, job_id, state, partition)
+        sent = await tables.send(self._table, change)
 
         async def resend() -> None:
-            await (await tables.send(self._table, job_id, state, partition, acked))
+            await (await tables.send(self._table, change))
 
         return Delivery(sent, resend, self._table.name)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
@@ -24,12 +25,23 @@ from pipeline.compat.sends import batched_sends
 from pipeline.compat.store import Store
 
 
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One key's new value, set locally, with its changelog record."""
+
+    key: bytes | None
+    value: bytes | None  # None: deleted
+    partition: int
+    # What to call with the record's offset once it is acked (tables on disk: compat/store.py).
+    on_acked: Callable[[int], None] | None
+
+
 def write(
     table: faust.types.TableT[Any, Any], key: Any, value: Any, partition: int
 ) -> Coroutine[Any, Any, Awaitable[None]]:
     """Set ``key`` locally now (None: delete it); awaiting what is returned hands its changelog
     record to the producer and gives what resolves once the record is acked."""
-    return send(table, key, value, partition, stage(table, key, value, partition))
+    return send(table, stage(table, key, value, partition))
 
 
 def delete(
@@ -40,41 +52,57 @@ def delete(
     return write(table, key, None, partition)
 
 
-def stage(
-    table: faust.types.TableT[Any, Any], key: Any, value: Any, partition: int
-) -> Callable[[int], None] | None:
-    """Set ``key`` locally (None: delete it); returns what ``send`` must call with the offset
-    of the changelog record once it is acked, if the store needs it (see compat/store.py)."""
-    data = table.data
-    if isinstance(data, Store):
-        return data.stage(partition, key, value)
-    if value is None:
-        data.pop(key, None)
-    else:
-        data[key] = value
-    return None
-
-
-async def send(
-    table: faust.types.TableT[Any, Any],
-    key: Any,
-    value: Any,
-    partition: int,
-    on_acked: Callable[[int], None] | None = None,
-) -> Awaitable[None]:
-    """Send ``key``'s changelog record to ``partition``, leaving the local store as it is (a
-    record sent again: pass the first one's ``on_acked``)."""
+def stage(table: faust.types.TableT[Any, Any], key: Any, value: Any, partition: int) -> Change:
+    """Set ``key`` locally (None: delete it); ``send`` then writes its changelog record."""
     topic = table.changelog_topic
     key_bytes = serialized(table, key, "key_serializer", topic.prepare_key)
     value_bytes = (
         None if value is None else serialized(table, value, "value_serializer", topic.prepare_value)
     )
+    data = table.data
+    on_acked = None
+    if isinstance(data, Store):
+        # On disk the key and value are the changelog record's bytes, as Faust's recovery
+        # writes them.
+        on_acked = data.stage(partition, key_bytes or b"", value_bytes)
+    elif value is None:
+        data.pop(key, None)
+    else:
+        data[key] = value
+    return Change(key_bytes, value_bytes, partition, on_acked)
+
+
+async def send(table: faust.types.TableT[Any, Any], change: Change) -> Awaitable[None]:
+    """Send ``change``'s changelog record (again, if it was sent before), leaving the local
+    store as it is; returns what resolves once the record is acked."""
     written = await batched_sends(table.app).send(
-        topic.get_topic_name(), key_bytes, value_bytes, partition, []
+        table.changelog_topic.get_topic_name(), change.key, change.value, change.partition, []
     )
-    if on_acked is not None:
-        written.on_written(on_acked)
+    if change.on_acked is not None:
+        written.on_written(change.on_acked)
     return written
+
+
+def get(table: faust.types.TableT[Any, Any], key: Any, partition: int, default: Any = None) -> Any:
+    """``key``'s value, in ``partition`` of the table. One lookup: Faust's ``table.get`` looks a
+    key up twice (contains, then get), and on disk without a partition it probes every
+    partition the worker holds."""
+    data = table.data
+    if not isinstance(data, Store):
+        return data.get(key, default)
+    raw = data.get_in(
+        partition, serialized(table, key, "key_serializer", _prepare_key(table)) or b""
+    )
+    if raw is None:
+        return default
+    if cast(Collection, table).value_serializer == "json":
+        return json.loads(raw)
+    return data._decode_value(raw)
+
+
+def _prepare_key(table: faust.types.TableT[Any, Any]) -> Callable[[Any, Any], tuple[Any, Any]]:
+    prepare: Callable[[Any, Any], tuple[Any, Any]] = table.changelog_topic.prepare_key
+    return prepare
 
 
 # Faust's JSON codec writes this same compact JSON; its generic path (schema, codec lookup,
