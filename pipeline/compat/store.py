@@ -1,4 +1,4 @@
-"""Faust's RocksDB table store (``rocksdb://``, through rocksdict), changed in two ways, both on
+"""Faust's RocksDB table store (``rocksdb://``, through rocksdict), changed in three ways, all on
 private parts of it (``tests/test_compat.py`` pins them).
 
 **Never ahead of the changelog.** Faust's store writes a key to disk as soon as the table is set

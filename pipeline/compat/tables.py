@@ -90,19 +90,13 @@ def get(table: faust.types.TableT[Any, Any], key: Any, partition: int, default: 
     data = table.data
     if not isinstance(data, Store):
         return data.get(key, default)
-    raw = data.get_in(
-        partition, serialized(table, key, "key_serializer", _prepare_key(table)) or b""
-    )
+    key_bytes = serialized(table, key, "key_serializer", table.changelog_topic.prepare_key)
+    raw = data.get_in(partition, key_bytes or b"")
     if raw is None:
         return default
     if cast(Collection, table).value_serializer == "json":
         return json.loads(raw)
     return data._decode_value(raw)
-
-
-def _prepare_key(table: faust.types.TableT[Any, Any]) -> Callable[[Any, Any], tuple[Any, Any]]:
-    prepare: Callable[[Any, Any], tuple[Any, Any]] = table.changelog_topic.prepare_key
-    return prepare
 
 
 # Faust's JSON codec writes this same compact JSON; its generic path (schema, codec lookup,
