@@ -70,7 +70,7 @@ recent_failures: deque[JobEvent] = deque(maxlen=50)
 job_events = BulkTopic(app, job_events_topic)
 # Under a steady load a fetch holds a few records, and the per-fetch cost (table writes, their
 # produce request, the flush and the ack) is then paid for a handful of jobs; folding the
-# fetches of this long into one pass cut the worker's CPU at 500 jobs/s by about a sixth, and
+# fetches of this long into one pass cut the worker's CPU at 500 jobs/s by about a tenth, and
 # the monitor's view of a job may lag by it (no job waits on the monitor).
 LINGER_S = 0.05
 
