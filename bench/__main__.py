@@ -74,7 +74,6 @@ async def run(args: argparse.Namespace) -> tuple[str, dict[str, float]]:
     prefix = env["PIPELINE_TOPIC_PREFIX"]
     os.environ.update(env)
     settings = Settings()
-    bootstrap = settings.kafka_bootstrap_servers
 
     try:
         print(f"pipeline: {args.jobs} noop jobs, {args.email_jobs} email jobs, "
@@ -105,9 +104,7 @@ async def run(args: argparse.Namespace) -> tuple[str, dict[str, float]]:
             monitor_apart=True,
         )
         print("raw aiokafka loop ...", flush=True)
-        raw = await baselines.raw_aiokafka(
-            bootstrap, prefix, args.jobs, settings.topic_partitions, workdir / "raw.log"
-        )
+        raw = await baselines.raw_aiokafka(settings, prefix, args.jobs, workdir / "raw.log")
         async with baselines.redis_server(workdir) as redis_port:
             print("BullMQ ...", flush=True)
             bull = await baselines.bullmq(
@@ -119,7 +116,7 @@ async def run(args: argparse.Namespace) -> tuple[str, dict[str, float]]:
             )
     finally:
         # The run's topics would otherwise stay on the broker and slow every metadata refresh.
-        await delete_topics(bootstrap, prefix)
+        await delete_topics(settings, prefix)
 
     noop = mine.noop
     half = max(mine.latencies, key=lambda each: each.rate)

@@ -20,6 +20,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.support import REPO, VENV_BIN, child, free_port, wait_port
+from pipeline.connection import client_options
+from pipeline.settings import Settings
 
 BULLMQ_DIR = REPO / "bench" / "bullmq"
 
@@ -69,22 +71,24 @@ async def _piped(*argv: str, log: Path, cwd: Path = REPO) -> AsyncIterator[JsonL
             await process.wait()
 
 
-async def raw_aiokafka(bootstrap: str, prefix: str, jobs: int, partitions: int, log: Path) -> Rates:
-    """A consume-then-produce loop copying ``jobs`` records between two topics."""
+async def raw_aiokafka(settings: Settings, prefix: str, jobs: int, log: Path) -> Rates:
+    """A consume-then-produce loop copying ``jobs`` records between two topics (the loop reads
+    the same ``PIPELINE_KAFKA_*`` connection settings from its environment)."""
     source, sink = f"{prefix}raw-in", f"{prefix}raw-out"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    partitions = settings.topic_partitions
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, partitions, 1) for name in (source, sink)])
     finally:
         await admin.close()
     python = str(VENV_BIN / "python")
-    loop_argv = (python, "-m", "bench.raw_loop", bootstrap, source, sink, f"{prefix}raw", str(jobs))
+    loop_argv = (python, "-m", "bench.raw_loop", source, sink, f"{prefix}raw", str(jobs))
     async with _piped(*loop_argv, log=log) as out:
         await out.next(60)  # ready: partitions assigned
         # The producer our Queue uses: acks=all, idempotent, linger 5 ms, 1,000 per wait.
         producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
+            **client_options(settings), acks="all", enable_idempotence=True, linger_ms=5
         )
         await producer.start()
         try:

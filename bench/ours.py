@@ -26,6 +26,7 @@ from bench.support import (
     wait_port,
 )
 from pipeline.catalog import JOB_EVENTS
+from pipeline.connection import client_options
 from pipeline.events import EventType, decode_event
 from pipeline.queues import EmailQueue, NewJob, Queue
 from pipeline.schemas import JobName, OtpEmailJob
@@ -79,12 +80,10 @@ class Completions:
 
     async def start(self) -> None:
         """Start reading from the current end of every partition."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.kafka_bootstrap_servers, enable_auto_commit=False
-        )
+        consumer = AIOKafkaConsumer(**client_options(self._settings), enable_auto_commit=False)
         await consumer.start()
         topic = JOB_EVENTS.name(self._settings)
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._settings.kafka_bootstrap_servers)
+        admin = AIOKafkaAdminClient(**client_options(self._settings))
         await admin.start()
         try:
             [described] = await admin.describe_topics([topic])
@@ -134,7 +133,7 @@ class Completions:
     async def behind(self, group: str, topics: Sequence[str]) -> int:
         """Records of ``topics`` the group has not committed yet."""
         assert self._consumer is not None
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._settings.kafka_bootstrap_servers)
+        admin = AIOKafkaAdminClient(**client_options(self._settings))
         await admin.start()
         try:
             tps = await self._partitions(admin, topics)
@@ -160,7 +159,7 @@ class Completions:
     async def wait_members(self, group: str, count: int, timeout_s: float = 120.0) -> None:
         """Wait until the group is stable with ``count`` members: a load that starts while a
         second worker is still joining measures a rebalance, not the workers."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._settings.kafka_bootstrap_servers)
+        admin = AIOKafkaAdminClient(**client_options(self._settings))
         await admin.start()
         deadline = time.monotonic() + timeout_s
         try:
@@ -180,7 +179,7 @@ class Completions:
     async def records_written(self, markers: Sequence[str]) -> int:
         """Records on every topic whose name holds one of ``markers`` (end offsets summed)."""
         assert self._consumer is not None
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._settings.kafka_bootstrap_servers)
+        admin = AIOKafkaAdminClient(**client_options(self._settings))
         await admin.start()
         try:
             names = [n for n in await admin.list_topics() if any(m in n for m in markers)]

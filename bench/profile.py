@@ -118,7 +118,7 @@ async def run(args: argparse.Namespace) -> str:
                 await recorder.wait()
                 await completions.stop()
     finally:
-        await delete_topics(settings.kafka_bootstrap_servers, prefix)
+        await delete_topics(settings, prefix)
     return summarise(raw, args.top) + f"\n\nraw samples: {raw.relative_to(REPO)}"
 
 

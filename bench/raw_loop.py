@@ -4,7 +4,9 @@ It commits as the worker does (Faust's defaults: every 2.8 s or 10,000 records, 
 the producer) and produces with the worker's producer settings (acks=all, linger 0). It prints
 one JSON line: when it produced its last expected output record (epoch ms).
 
-    python -m bench.raw_loop BOOTSTRAP IN_TOPIC OUT_TOPIC GROUP COUNT
+    python -m bench.raw_loop IN_TOPIC OUT_TOPIC GROUP COUNT
+
+It connects as the settings in its environment say (``PIPELINE_KAFKA_*``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ import sys
 import time
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+
+from pipeline.connection import client_options
+from pipeline.settings import Settings
 
 COMMIT_INTERVAL_S = 2.8
 COMMIT_EVERY = 10_000
@@ -34,15 +39,16 @@ class _Assigned(ConsumerRebalanceListener):  # type: ignore[misc]
         self.event.set()
 
 
-async def run(bootstrap: str, source: str, sink: str, group: str, count: int) -> None:
+async def run(source: str, sink: str, group: str, count: int) -> None:
     """Copy ``count`` records from ``source`` to ``sink``, then report."""
+    connection = client_options(Settings())
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **connection,
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    producer = AIOKafkaProducer(**connection, acks="all", linger_ms=0)
     await producer.start()
     assigned = _Assigned()
     consumer.subscribe([source], listener=assigned)
@@ -81,5 +87,5 @@ async def run(bootstrap: str, source: str, sink: str, group: str, count: int) ->
 
 
 if __name__ == "__main__":
-    bootstrap, source, sink, group, count = sys.argv[1:6]
-    asyncio.run(run(bootstrap, source, sink, group, int(count)))
+    source, sink, group, count = sys.argv[1:5]
+    asyncio.run(run(source, sink, group, int(count)))

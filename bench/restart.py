@@ -32,6 +32,7 @@ from bench.ours import Completions, _workers
 from bench.support import REPO, bench_env, peak_rss_bytes
 from pipeline.admin import delete_topics
 from pipeline.catalog import all_tables
+from pipeline.connection import client_options
 from pipeline.envelope import partition_for
 from pipeline.queues import NewJob
 from pipeline.settings import Settings
@@ -59,7 +60,7 @@ async def changelog_records(
 ) -> list[tuple[str, int, bytes, bytes | None]]:
     """Every changelog record keyed by ``job_id``: (topic, partitions, key, value)."""
     topics = [f"{settings.app_id}-{name}-changelog" for name in all_tables()]
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         described = {
@@ -67,9 +68,7 @@ async def changelog_records(
         }
     finally:
         await admin.close()
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
-    )
+    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
     await consumer.start()
     found: dict[tuple[str, bytes], tuple[str, int, bytes, bytes | None]] = {}
     try:
@@ -102,7 +101,7 @@ async def copy_records(
 ) -> None:
     """Write ``records`` again for ``count`` new job ids, each in its id's partition."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         linger_ms=20,
         max_batch_size=512 * 1024,
         acks=1,
@@ -187,7 +186,7 @@ async def measure(store: str, retained: int, workdir: Path, timeout_s: float) ->
                 print(f"{name}: {start}", flush=True)
             await completions.stop()
     finally:
-        await delete_topics(settings.kafka_bootstrap_servers, stamp)
+        await delete_topics(settings, stamp)
     return starts
 
 

@@ -12,15 +12,19 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from pipeline.catalog import TopicSpec
+from pipeline.connection import client_options, refusal, start_client
 from pipeline.errors import ConfigurationError
 from pipeline.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
-async def kafka_answers(bootstrap_servers: str) -> bool:
-    """Whether one metadata round trip to ``bootstrap_servers`` lists a broker."""
-    client = AIOKafkaClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=3000)
+REFUSALS_BEFORE_GIVING_UP = 3
+
+
+async def kafka_answers(settings: Settings) -> bool:
+    """Whether one metadata round trip to the settings' brokers lists a broker."""
+    client = AIOKafkaClient(**client_options(settings), request_timeout_ms=3000)
     try:
         await client.bootstrap()
         return bool(client.cluster.brokers())
@@ -30,10 +34,10 @@ async def kafka_answers(bootstrap_servers: str) -> bool:
         await client.close()
 
 
-async def partition_counts(bootstrap_servers: str, names: Iterable[str]) -> dict[str, int]:
+async def partition_counts(settings: Settings, names: Iterable[str]) -> dict[str, int]:
     """Partitions of each of ``names`` that exists, as the broker's metadata says: the one
     place partition counts are looked up (asking creates no topic)."""
-    client = AIOKafkaClient(bootstrap_servers=bootstrap_servers)
+    client = AIOKafkaClient(**client_options(settings))
     try:
         await client.bootstrap()
         cluster = await client.fetch_all_metadata()
@@ -48,23 +52,44 @@ async def partition_counts(bootstrap_servers: str, names: Iterable[str]) -> dict
 
 async def wait_for_kafka(settings: Settings, max_pause_s: float = 5.0) -> None:
     """Return once Kafka answers; until then try again with a growing pause, one line each."""
-    pause_s, tries = 1.0, 0
+    pause_s, tries, refusals = 1.0, 0, 0
     while True:
         # aiokafka's own connection errors are summarised by pipeline.logs.FloodFilter.
-        answered = await kafka_answers(settings.kafka_bootstrap_servers)
+        answered = await kafka_answers(settings)
         tries += 1
+        refused = None if answered else await refusal(settings)
+        refusals = refusals + 1 if refused is not None else 0
+        # A closed connection may be a broker shutting down: only a repeated one is an answer.
+        if refused is not None and (refused.definite or refusals >= REFUSALS_BEFORE_GIVING_UP):
+            raise refused
         if answered:
             if tries > 1:
                 logger.warning("Kafka at %s answers now", settings.kafka_bootstrap_servers)
             return
         logger.warning(
-            "Kafka at %s does not answer (try %d); trying again in %.0f s",
-            settings.kafka_bootstrap_servers,
+            "%s (try %d); trying again in %.0f s",
+            refused or f"Kafka at {settings.kafka_bootstrap_servers} does not answer",
             tries,
             pause_s,
         )
         await asyncio.sleep(pause_s)
         pause_s = min(pause_s * 2, max_pause_s)
+
+
+def topic_durability(settings: Settings) -> dict[str, str]:
+    """Topic configs that keep an acknowledged record through the loss of a broker: it is
+    acknowledged (acks all) only once ``min.insync.replicas`` replicas have it (by default one
+    less than the replication factor: 2 of 3, so one broker may be lost without losing an
+    acknowledged record or stopping writes), and a replica that missed records never becomes
+    leader (unclean election off, Kafka's default since 0.11, set here so that no broker
+    default can turn it on)."""
+    min_insync = settings.topic_min_insync_replicas
+    if min_insync is None:
+        min_insync = max(1, settings.topic_replication_factor - 1)
+    return {
+        "min.insync.replicas": str(min_insync),
+        "unclean.leader.election.enable": "false",
+    }
 
 
 async def ensure_topics(
@@ -79,15 +104,16 @@ async def ensure_topics(
     and its default partition count; a worker that subscribed to a changelog before Faust
     created it would skip it ("Ignoring missing topic") or find it with 0 partitions.
     """
+    durability = topic_durability(settings)
     wanted: dict[str, tuple[int, dict[str, str]]] = {
-        spec.name(settings): (spec.partition_count(settings), {}) for spec in specs
+        spec.name(settings): (spec.partition_count(settings), durability) for spec in specs
     }
     wanted.update(
-        (name, (partitions, {"cleanup.policy": "compact"}))
+        (name, (partitions, {**durability, "cleanup.policy": "compact"}))
         for name, partitions in (compacted or {}).items()
     )
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await start_client(settings, admin)
     try:
         existing = set(await admin.list_topics())
         missing = [
@@ -118,7 +144,7 @@ async def check_partitions(settings: Settings, specs: Iterable[TopicSpec]) -> No
     record and its state in different partitions, and its duplicates would run again.
     """
     declared = {spec.name(settings): spec.partition_count(settings) for spec in specs}
-    found = await partition_counts(settings.kafka_bootstrap_servers, declared)
+    found = await partition_counts(settings, declared)
     wrong = [
         f"{name} has {found[name]} (settings say {count})"
         for name, count in declared.items()
@@ -133,10 +159,10 @@ async def check_partitions(settings: Settings, specs: Iterable[TopicSpec]) -> No
         )
 
 
-async def delete_topics(bootstrap_servers: str, marker: str) -> None:
+async def delete_topics(settings: Settings, marker: str) -> None:
     """Delete every topic whose name holds ``marker``: a test's or a benchmark run's topics,
     Faust's changelogs included."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         names = [name for name in await admin.list_topics() if marker in name]

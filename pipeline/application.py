@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterable
 from typing import Any
 
 import faust
-from faust.types import TransportT
+from faust.types import ServiceT, TransportT
+from faust.types.auth import CredentialsT
 
 from pipeline.admin import check_partitions, ensure_topics, wait_for_kafka
 from pipeline.catalog import all_tables, all_topics
 from pipeline.compat.store import URL_SCHEME
 from pipeline.compat.transport import Transport
+from pipeline.connection import tls_context
 from pipeline.partitioning import default_partitioner
 from pipeline.settings import Settings
 
@@ -29,6 +32,12 @@ class PipelineApp(faust.App):
         """The changelog topic of every role's tables, declared in this process or not (Faust
         names a table's changelog ``<app id>-<table>-changelog``)."""
         return {f"{self.conf.id}-{name}-changelog" for name in all_tables()}
+
+    def on_init_dependencies(self) -> Iterable[ServiceT]:
+        """Set the broker credentials as the worker starts, before any client exists: TLS
+        files are read then, not when the module is imported."""
+        self.conf.broker_credentials = broker_credentials(self.pipeline_settings)
+        return super().on_init_dependencies()
 
     def _new_transport(self) -> TransportT:
         return Transport(self.conf.broker_consumer, self)
@@ -52,6 +61,23 @@ class PipelineApp(faust.App):
         # worker's time under load.
         gc.freeze()
         gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+
+
+def broker_credentials(settings: Settings) -> CredentialsT | None:
+    """Faust's form of the settings' security protocol: its driver turns it back into the same
+    aiokafka arguments ``pipeline.connection.client_options`` gives every other client."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "SSL":
+        return faust.SSLCredentials(tls_context(settings))
+    if protocol.startswith("SASL_"):
+        assert settings.kafka_sasl_password is not None  # the settings refuse SASL without it
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password.get_secret_value(),
+            ssl_context=tls_context(settings) if protocol == "SASL_SSL" else None,
+            mechanism=settings.kafka_sasl_mechanism,
+        )
+    return None
 
 
 def create_app(settings: Settings) -> PipelineApp:

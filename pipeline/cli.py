@@ -60,9 +60,7 @@ async def enqueue(
 )
 async def events(self: AppCommand, follow: bool, job_id: str | None) -> None:
     """Print lifecycle records from the beginning of job-events, one JSON object a line."""
-    async for record in read_topic(
-        settings.kafka_bootstrap_servers, JOB_EVENTS.name(settings), follow=follow
-    ):
+    async for record in read_topic(settings, JOB_EVENTS.name(settings), follow=follow):
         _print_record(record.value, job_id)
 
 

@@ -35,7 +35,7 @@ async def latest_dead_letters(settings: Settings, queue: QueueSpec) -> dict[str,
     """The latest dead-letter record of each job still dead, by job id."""
     latest: dict[str, Any] = {}
     topic = queue.dead_letter.name(settings)
-    async for record in read_topic(settings.kafka_bootstrap_servers, topic):
+    async for record in read_topic(settings, topic):
         headers = dict(record.headers)
         job_id = _text(headers, "job-id")
         if job_id is None:

@@ -4,7 +4,9 @@ Every error says whether trying the same job again later may succeed (``retriabl
 
     PipelineError                 base; never raised itself
     ├── ConfigurationError        settings that cannot work (not retriable)
-    │   └── UnknownQueueError     no queue of that name is registered
+    │   ├── UnknownQueueError     no queue of that name is registered
+    │   └── KafkaRefused          a broker refuses this client: credentials, certificates or
+    │                             a listener of another security protocol
     └── JobError                  a job could not be done
         ├── PermanentJobError     retrying cannot help (not retriable)
         │   ├── UnknownJobError   no handler is registered for the job name
@@ -39,6 +41,16 @@ class ConfigurationError(PipelineError):
 
 class UnknownQueueError(ConfigurationError):
     """No queue of that name is registered."""
+
+
+class KafkaRefused(ConfigurationError):
+    """A broker answers but refuses this client: wrong credentials, a certificate not trusted
+    either way, or a listener that speaks another security protocol. ``definite`` is false when
+    a broker shutting down could have looked the same (a connection closed at once)."""
+
+    def __init__(self, message: str, *, definite: bool = True) -> None:
+        super().__init__(message)
+        self.definite = definite
 
 
 class JobError(PipelineError):

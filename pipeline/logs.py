@@ -1,4 +1,4 @@
-"""Keeps a Kafka outage from flooding the worker's log.
+"""Keeps a Kafka outage from flooding the worker's log, and a settings error to one line.
 
 While a broker is down, aiokafka and Faust log the same failure many times a second (one worker
 wrote 20,259 ERROR lines in 3.5 s of broker downtime). ``FloodFilter`` lets the first record of
@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+
+from pipeline.errors import ConfigurationError
 
 # Loggers whose records are summarised: the Kafka client, the stream framework, and our own
 # waits for Kafka (one line per record retried). A job's own records are never dropped.
@@ -47,9 +49,22 @@ class FloodFilter(logging.Filter):
         return True
 
 
+class NoConfigurationTracebacks(logging.Filter):
+    """Logs a ``ConfigurationError`` without its traceback: the worker stops on one (mode logs
+    it with ``log.exception``), and its message says what to fix; the stack says nothing more."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], ConfigurationError):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def install(handlers: list[logging.Handler], interval_s: float = 10.0) -> FloodFilter:
-    """Put one ``FloodFilter`` on each of ``handlers``; returns it."""
+    """Put one ``FloodFilter`` and the traceback filter on each of ``handlers``; returns the
+    former."""
     flood = FloodFilter(interval_s)
     for handler in handlers:
         handler.addFilter(flood)
+        handler.addFilter(NoConfigurationTracebacks())
     return flood

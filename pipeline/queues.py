@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaProducer
 from pipeline import lifecycle
 from pipeline.admin import ensure_topics
 from pipeline.catalog import DELAYS, EMAIL, JOB_EVENTS, MEDIA_UPLOAD, QueueSpec
+from pipeline.connection import client_options, start_client
 from pipeline.delays import delay_tier_for
 from pipeline.envelope import Headers, JobEnvelope, check_job_id, job_hash
 from pipeline.events import encode_event, now_ms
@@ -97,13 +98,13 @@ class Queue:
         queue = queue or cls.queue
         await ensure_topics(settings, [queue.topic, JOB_EVENTS, *DELAYS.values()])
         producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            **client_options(settings),
             client_id=f"pipeline-{queue.name}-queue",
             acks="all",
             enable_idempotence=True,
             linger_ms=5,
         )
-        await producer.start()
+        await start_client(settings, producer)
         try:
             partitions = len(await producer.partitions_for(queue.topic.name(settings)))
             event_partitions = len(await producer.partitions_for(JOB_EVENTS.name(settings)))

@@ -12,19 +12,19 @@ from collections.abc import AsyncIterator, Mapping
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from pipeline.admin import partition_counts
+from pipeline.connection import client_options
+from pipeline.settings import Settings
 
 
 async def read_topic(
-    bootstrap_servers: str, topic: str, *, follow: bool = False
+    settings: Settings, topic: str, *, follow: bool = False
 ) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
     """Every record of ``topic`` from its beginning, up to its end; with ``follow``, on and on.
     A topic that does not exist reads as empty."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False
-    )
+    consumer = AIOKafkaConsumer(**client_options(settings), group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
-        count = (await partition_counts(bootstrap_servers, [topic])).get(topic, 0)
+        count = (await partition_counts(settings, [topic])).get(topic, 0)
         if not count:
             return
         partitions = [TopicPartition(topic, p) for p in range(count)]

@@ -3,12 +3,18 @@
 Variables (defaults in brackets):
 
 - ``PIPELINE_KAFKA_BOOTSTRAP_SERVERS`` [localhost:9092]: Kafka brokers, comma separated.
+- ``PIPELINE_KAFKA_SECURITY_PROTOCOL`` [PLAINTEXT | SSL | SASL_SSL | SASL_PLAINTEXT], with
+  ``PIPELINE_KAFKA_SASL_MECHANISM`` [SCRAM-SHA-512], ``_SASL_USERNAME`` / ``_SASL_PASSWORD``,
+  ``_SSL_CAFILE`` [the system's authorities], ``_SSL_CERTFILE`` / ``_SSL_KEYFILE`` /
+  ``_SSL_KEY_PASSWORD`` [none]: how every client of the project connects
+  (``pipeline.connection``).
 - ``PIPELINE_APP_ID`` [pipeline]: Faust app id: the consumer group and the prefix of Faust's
   internal topics (changelogs).
 - ``PIPELINE_TOPIC_PREFIX`` [""]: put before every topic name, so several deployments (or tests)
   share one cluster.
 - ``PIPELINE_TOPIC_PARTITIONS`` [6]: partitions of the job topics when the worker creates them.
-- ``PIPELINE_TOPIC_REPLICATION_FACTOR`` [1]: replicas of topics the worker creates.
+- ``PIPELINE_TOPIC_REPLICATION_FACTOR`` [1]: replicas of topics the worker creates;
+  ``PIPELINE_TOPIC_MIN_INSYNC_REPLICAS`` [one less, at least 1]: their min.insync.replicas.
 - ``PIPELINE_WEB_HOST`` [127.0.0.1] and ``PIPELINE_WEB_PORT`` [6066]: the worker's web server.
 - ``PIPELINE_DATA_DIR`` [pipeline-data]: Faust's local state folder.
 - ``PIPELINE_LOG_LEVEL`` [INFO].
@@ -50,9 +56,9 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -170,6 +176,29 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str = Field(
         "localhost:9092", description="Kafka bootstrap servers, comma separated host:port pairs."
     )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT",
+        description="How every client of the project connects to Kafka: PLAINTEXT, SSL (TLS; "
+        "a client certificate when the broker asks for one), SASL_SSL (a user and password "
+        "over TLS) or SASL_PLAINTEXT.",
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism of the SASL_* protocols."
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password.")
+    kafka_ssl_cafile: Path | None = Field(
+        None,
+        description="PEM file of the certificate authorities that sign the brokers' "
+        "certificates; none: the system's.",
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        None, description="PEM file of this client's certificate (SSL with client auth)."
+    )
+    kafka_ssl_keyfile: Path | None = Field(None, description="PEM file of that certificate's key.")
+    kafka_ssl_key_password: SecretStr | None = Field(
+        None, description="Password of that key, when it is encrypted."
+    )
     app_id: str = Field(
         "pipeline",
         description="Faust app id: consumer group id and prefix of Faust's internal topics.",
@@ -190,6 +219,13 @@ class Settings(BaseSettings):
     )
     topic_replication_factor: int = Field(
         1, ge=1, description="Replication factor of topics the worker creates."
+    )
+    topic_min_insync_replicas: int | None = Field(
+        None,
+        ge=1,
+        description="Replicas that must have a record before the broker acknowledges it (acks "
+        "all), set on the topics the worker creates; none: one less than the replication "
+        "factor (2 of 3), 1 on a single broker.",
     )
     web_host: str = Field("127.0.0.1", description="Interface the worker's web server binds.")
     web_port: int = Field(6066, ge=0, le=65535, description="Port of the worker's web server.")
@@ -329,6 +365,28 @@ class Settings(BaseSettings):
         "pipeline.cron:no_recipients",
         description="module:function returning the digest's recipients (see pipeline.cron).",
     )
+
+    @model_validator(mode="after")
+    def _kafka_security_is_complete(self) -> Self:
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                f"PIPELINE_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "PIPELINE_KAFKA_SASL_USERNAME and PIPELINE_KAFKA_SASL_PASSWORD"
+            )
+        if self.kafka_ssl_keyfile and not self.kafka_ssl_certfile:
+            raise ValueError("PIPELINE_KAFKA_SSL_KEYFILE needs PIPELINE_KAFKA_SSL_CERTFILE")
+        if (
+            self.topic_min_insync_replicas is not None
+            and self.topic_min_insync_replicas > self.topic_replication_factor
+        ):
+            raise ValueError(
+                f"PIPELINE_TOPIC_MIN_INSYNC_REPLICAS={self.topic_min_insync_replicas} is more "
+                f"than the replication factor ({self.topic_replication_factor}): no record "
+                "could ever be acknowledged"
+            )
+        return self
 
     @property
     def runs_jobs(self) -> bool:

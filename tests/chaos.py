@@ -3,8 +3,9 @@
 Real worker processes, a real broker and a real SMTP server, under load: OTP jobs enqueued
 through the producer API while workers are SIGKILLed at random moments (and started again),
 the SMTP server goes away for a while, the broker is restarted, and hostile records
-(``tests/hostile.py``) arrive between the jobs. Then it counts, per job, the emails the
-server accepted, and prints:
+(``tests/hostile.py``) arrive between the jobs; on a cluster of three (``--cluster``), one of
+its brokers is SIGKILLed and started again instead of the restart. Then it counts, per job,
+the emails the server accepted, and prints:
 
 - lost: good jobs never sent; duplicated: sent more than once, each with the time from the
   first copy's acceptance to the kill that repeated it. A duplicate is inside the stated
@@ -45,7 +46,7 @@ import aiohttp
 from aiokafka import AIOKafkaProducer
 
 from pipeline.admin import delete_topics, ensure_topics
-from pipeline.catalog import JOB_EVENTS, all_topics
+from pipeline.catalog import all_topics
 from pipeline.events import EventType
 from pipeline.queues import EmailQueue, NewJob
 from pipeline.schemas import JobName, OtpEmailJob
@@ -53,6 +54,7 @@ from pipeline.settings import Settings
 from tests.brokers import KAFKA_SH, REPO
 from tests.hostile import hostile_records
 from tests.kafka_utils import EventLog, read_topic
+from tests.local_kafka import LocalKafka
 from tests.smtp import SmtpSink
 from tests.workers import WorkerProcess, free_port, worker_env
 
@@ -71,6 +73,8 @@ class Plan:
     smtp_outage_s: float = 30.0
     hostile: bool = True
     load_s: float = 60.0  # the jobs are enqueued evenly over this long
+    # On a cluster (run's ``cluster``): SIGKILL one node for this long, topics with 3 replicas.
+    node_down_s: float = 0.0
     seed: int = field(default_factory=lambda: random.randrange(1_000_000))
 
 
@@ -92,6 +96,8 @@ class Figures:
     leaked: list[str] = field(default_factory=list)
     kills: int = 0
     broker_down_s: float = 0.0
+    node_killed: int | None = None
+    node_down_s: float = 0.0
     smtp_down_s: float = 0.0
     warnings: int = 0
     window_ms: dict[str, float] = field(default_factory=dict)
@@ -141,6 +147,10 @@ class Figures:
             ("secrets leaked", str(len(self.leaked))),
             ("workers SIGKILLed", str(self.kills)),
             ("broker down (s)", f"{self.broker_down_s:.1f}"),
+            (
+                "cluster node SIGKILLed (down s)",
+                f"{self.node_killed} ({self.node_down_s:.1f})" if self.node_killed else "-",
+            ),
             ("SMTP server down (s)", f"{self.smtp_down_s:.1f}"),
             ("worker log lines at WARNING+", str(self.warnings)),
             (
@@ -159,15 +169,23 @@ class Figures:
 class Run:
     """One chaos run: its workers, SMTP server, event log and timeline."""
 
-    def __init__(self, plan: Plan, bootstrap: str, folder: Path) -> None:
+    def __init__(
+        self, plan: Plan, bootstrap: str, folder: Path, cluster: LocalKafka | None = None
+    ) -> None:
         self.plan = plan
         self.bootstrap = bootstrap
         self.folder = folder
+        self.cluster = cluster
+        self.replicas = 3 if cluster is not None and cluster.nodes == 3 else 1
         self.random = random.Random(plan.seed)
         run_id = uuid.uuid4().hex[:8]
         self.prefix = f"chaos-{run_id}-"
         self.app_id = f"pipeline-chaos-{run_id}"
-        self.settings = Settings(kafka_bootstrap_servers=bootstrap, topic_prefix=self.prefix)
+        self.settings = Settings(
+            kafka_bootstrap_servers=bootstrap,
+            topic_prefix=self.prefix,
+            topic_replication_factor=self.replicas,
+        )
         self.sink = SmtpSink(port=free_port())
         self.workers: list[WorkerProcess] = []
         self.all_workers: list[WorkerProcess] = []
@@ -198,6 +216,7 @@ class Run:
                 PIPELINE_EMAIL_CONCURRENCY=str(self.plan.concurrency),
                 PIPELINE_EMAIL_RATE_LIMIT_JOBS="100000",
                 PIPELINE_BREAKER_MAX_PAUSE_S="2",
+                PIPELINE_TOPIC_REPLICATION_FACTOR=str(self.replicas),
             )
         )
         worker = WorkerProcess(env=env, log_path=self.folder / f"worker-{index}.log")
@@ -253,6 +272,8 @@ class Run:
         ]
         if plan.broker_restart:
             moments.append((self.random.uniform(0.3, 0.6) * plan.load_s, "broker"))
+        if plan.node_down_s:
+            moments.append((self.random.uniform(0.2, 0.5) * plan.load_s, "node"))
         if plan.smtp_outage_s:
             moments.append((self.random.uniform(0.1, 0.4) * plan.load_s, "smtp"))
         started = time.monotonic()
@@ -263,6 +284,8 @@ class Run:
                 await self.kill_one()
             elif what == "broker":
                 await self.restart_broker()
+            elif what == "node":
+                tasks.append(asyncio.create_task(self.kill_node()))
             else:
                 tasks.append(asyncio.create_task(self.smtp_outage()))
         await asyncio.gather(*tasks)
@@ -298,6 +321,19 @@ class Run:
             )
         self.figures.broker_down_s = time.monotonic() - began
         print(f"chaos: broker restarted ({self.figures.broker_down_s:.1f} s)", flush=True)
+
+    async def kill_node(self) -> None:
+        """SIGKILL one node of the cluster, keep it down ``node_down_s``, start it again."""
+        assert self.cluster is not None, "a node kill needs a cluster"
+        node = self.random.randint(1, self.cluster.nodes)
+        began = time.monotonic()
+        await self.cluster.kill(node)
+        self.figures.node_killed = node
+        print(f"chaos: SIGKILLed cluster node {node}", flush=True)
+        await asyncio.sleep(self.plan.node_down_s)
+        await self.cluster.start(node)
+        self.figures.node_down_s = time.monotonic() - began
+        print(f"chaos: node {node} back ({self.figures.node_down_s:.1f} s)", flush=True)
 
     async def smtp_outage(self) -> None:
         self.sink.stop()
@@ -413,8 +449,8 @@ class Run:
                 worker.process.kill()
                 await worker.process.wait()
         self.sink.stop()
-        await delete_topics(self.bootstrap, self.prefix)
-        await delete_topics(self.bootstrap, self.app_id)
+        await delete_topics(self.settings, self.prefix)
+        await delete_topics(self.settings, self.app_id)
 
 
 T = TypeVar("T")
@@ -430,12 +466,15 @@ async def _until_sent(send: Callable[[], Awaitable[T]]) -> T:
             await asyncio.sleep(1)
 
 
-async def run(plan: Plan, bootstrap: str, folder: Path) -> Figures:
-    """Run ``plan`` against the broker at ``bootstrap``; worker logs go to ``folder``."""
+async def run(
+    plan: Plan, bootstrap: str, folder: Path, cluster: LocalKafka | None = None
+) -> Figures:
+    """Run ``plan`` against the broker at ``bootstrap`` (``cluster``'s, when it kills a node);
+    worker logs go to ``folder``."""
     began = time.monotonic()
-    chaos = Run(plan, bootstrap, folder)
+    chaos = Run(plan, bootstrap, folder, cluster)
     await ensure_topics(chaos.settings, all_topics())
-    events = EventLog(bootstrap, JOB_EVENTS.name(chaos.settings))
+    events = EventLog(chaos.settings)
     await events.start()
     chaos.sink.start()
     try:
@@ -453,6 +492,17 @@ async def run(plan: Plan, bootstrap: str, folder: Path) -> Figures:
     return chaos.figures
 
 
+async def _run_on(plan: Plan, bootstrap: str, folder: Path, cluster: bool) -> Figures:
+    if not cluster:
+        return await run(plan, bootstrap, folder)
+    brokers = LocalKafka.on_free_ports(folder / "cluster", nodes=3)
+    await brokers.up()
+    try:
+        return await run(plan, brokers.bootstrap(), folder, brokers)
+    finally:
+        await brokers.down()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     defaults = Plan()
@@ -463,6 +513,13 @@ def main() -> int:
     parser.add_argument("--load-s", type=float, default=defaults.load_s)
     parser.add_argument("--no-broker-restart", action="store_true")
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="start a cluster of three brokers of its own (kafka.sh) and SIGKILL one of them "
+        "mid-load instead of restarting --bootstrap's broker",
+    )
+    parser.add_argument("--node-down-s", type=float, default=15.0)
     args = parser.parse_args()
     # This process's own clients would repeat every connection error of the broker restart.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -471,11 +528,12 @@ def main() -> int:
         kills=args.kills,
         smtp_outage_s=args.smtp_outage_s,
         load_s=args.load_s,
-        broker_restart=not args.no_broker_restart,
+        broker_restart=not (args.no_broker_restart or args.cluster),
+        node_down_s=args.node_down_s if args.cluster else 0.0,
         seed=args.seed,
     )
     folder = Path(tempfile.mkdtemp(prefix="pipeline-chaos-"))
-    figures = asyncio.run(run(plan, args.bootstrap, folder))
+    figures = asyncio.run(_run_on(plan, args.bootstrap, folder, args.cluster))
     print(figures.report())
     print(f"worker logs: {folder}")
     for problem in figures.failures():

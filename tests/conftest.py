@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from pipeline.admin import delete_topics, ensure_topics
-from pipeline.catalog import JOB_EVENTS, all_topics
+from pipeline.catalog import all_topics
 from pipeline.settings import Settings
 from tests.brokers import Broker, BrokerUnavailable, provide_broker
 from tests.kafka_utils import EventLog
@@ -54,7 +54,7 @@ async def topic_prefix(test_id: str, kafka_bootstrap: str) -> AsyncIterator[str]
     client's metadata refresh, and the benchmarks share the broker."""
     prefix = f"t-{test_id}-"
     yield prefix
-    await delete_topics(kafka_bootstrap, prefix)
+    await delete_topics(Settings(kafka_bootstrap_servers=kafka_bootstrap), prefix)
 
 
 @pytest.fixture
@@ -128,7 +128,7 @@ async def event_log(pipeline_settings: Settings) -> AsyncIterator[EventLog]:
     """Every lifecycle record of this test, collected as it arrives (creates the test's topics
     first, so none is auto-created with the broker's default partitions)."""
     await ensure_topics(pipeline_settings, all_topics())
-    log = EventLog(pipeline_settings.kafka_bootstrap_servers, JOB_EVENTS.name(pipeline_settings))
+    log = EventLog(pipeline_settings)
     await log.start()
     yield log
     await log.stop()

@@ -12,7 +12,10 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 
 from pipeline import reading
+from pipeline.catalog import JOB_EVENTS
+from pipeline.connection import client_options
 from pipeline.events import EventType, JobEvent, decode_event
+from pipeline.settings import Settings
 
 
 async def eventually(
@@ -37,14 +40,14 @@ async def group_members(admin: AIOKafkaAdminClient, group_id: str) -> int:
 
 
 class EventLog:
-    """Collects every lifecycle record on a job-events topic, from the beginning."""
+    """Collects every lifecycle record on the settings' job-events topic, from the beginning."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.topic = topic
+    def __init__(self, settings: Settings) -> None:
+        self.topic = JOB_EVENTS.name(settings)
         self.events: list[JobEvent] = []
         self.raw: list[bytes] = []
         self._consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+            self.topic, **client_options(settings), auto_offset_reset="earliest", group_id=None
         )
         self._task: asyncio.Task[None] | None = None
 
@@ -92,4 +95,5 @@ class EventLog:
 
 async def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record ``topic`` holds now."""
-    return [record async for record in reading.read_topic(bootstrap, topic)]
+    settings = Settings(kafka_bootstrap_servers=bootstrap)
+    return [record async for record in reading.read_topic(settings, topic)]

@@ -58,7 +58,7 @@ async def test_a_worker_waits_for_kafka_and_rides_out_a_broker_restart(
     await worker.wait_ready()
 
     settings = Settings(kafka_bootstrap_servers=bootstrap, topic_prefix=topic_prefix)
-    events = EventLog(bootstrap, f"{topic_prefix}job-events")
+    events = EventLog(settings)
     await events.start()
     try:
         async with EmailQueue.connect(settings) as queue:

@@ -8,10 +8,11 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from pipeline.reading import read_topic
+from pipeline.settings import Settings
 
 
 async def test_a_topic_is_read_to_the_end_it_had_across_partitions(
-    kafka_bootstrap: str,
+    pipeline_settings: Settings,
     kafka_admin: AIOKafkaAdminClient,
     producer: AIOKafkaProducer,
     topic_prefix: str,
@@ -21,14 +22,14 @@ async def test_a_topic_is_read_to_the_end_it_had_across_partitions(
     for index in range(30):
         await producer.send_and_wait(topic, f"{index}".encode(), partition=index % 3)
 
-    values = [record.value async for record in read_topic(kafka_bootstrap, topic)]
+    values = [record.value async for record in read_topic(pipeline_settings, topic)]
     assert sorted(int(v) for v in values if v is not None) == list(range(30))
 
     # With follow it keeps going past that end.
     seen: list[bytes] = []
 
     async def follow() -> None:
-        async for record in read_topic(kafka_bootstrap, topic, follow=True):
+        async for record in read_topic(pipeline_settings, topic, follow=True):
             assert record.value is not None
             seen.append(record.value)
             if len(seen) == 31:
@@ -40,5 +41,7 @@ async def test_a_topic_is_read_to_the_end_it_had_across_partitions(
     assert b"30" in seen
 
 
-async def test_a_missing_topic_reads_as_empty(kafka_bootstrap: str, topic_prefix: str) -> None:
-    assert [r async for r in read_topic(kafka_bootstrap, f"{topic_prefix}none")] == []
+async def test_a_missing_topic_reads_as_empty(
+    pipeline_settings: Settings, topic_prefix: str
+) -> None:
+    assert [r async for r in read_topic(pipeline_settings, f"{topic_prefix}none")] == []

@@ -51,7 +51,7 @@ async def test_worker_creates_topics_joins_group_consumes_and_stops_cleanly(
     names = [f"{topic_prefix}{base}" for base in ("email", "media-upload", "job-events")]
 
     async def all_topics() -> dict[str, int] | None:
-        counts = await partition_counts(kafka_bootstrap, names)
+        counts = await partition_counts(Settings(kafka_bootstrap_servers=kafka_bootstrap), names)
         return counts if len(counts) == len(names) else None
 
     # The web server listens on PIPELINE_WEB_HOST (127.0.0.1) only, not on every interface.
@@ -110,6 +110,7 @@ async def test_a_queue_topic_partitioned_unlike_the_settings_stops_the_worker_wi
     )
     assert worker.process is not None
     assert await worker.process.wait() != 0
+    assert "Traceback" not in worker.log_text()
 
 
 async def test_a_job_module_brings_its_own_queue_and_job_type(
