@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable, Mapping
 
 from aiokafka import AIOKafkaClient
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.conn import create_conn
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from aiokafka.protocol.metadata import MetadataRequest
 
 from pipeline.catalog import TopicSpec
 from pipeline.connection import client_options, refusal, start_client
@@ -134,6 +137,47 @@ async def ensure_topics(
                     raise for_code(code)(f"could not create topic {name}")
     finally:
         await admin.close()
+    if missing:
+        await _until_every_broker_lists(settings, {topic.name for topic in missing})
+
+
+async def _until_every_broker_lists(
+    settings: Settings, names: set[str], timeout_s: float = 30.0
+) -> None:
+    """Wait until every broker's metadata lists ``names``. On a cluster, a broker learns of a
+    new topic from the controller a moment after its creation is acknowledged; a client that
+    asks that broker meanwhile is told the topic does not exist (a consumer assigned no
+    partitions of it until its next metadata refresh, minutes later)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        client = AIOKafkaClient(**client_options(settings))
+        try:
+            await client.bootstrap()
+            addresses = [f"{b.host}:{b.port}" for b in client.cluster.brokers()]
+        finally:
+            await client.close()
+        unlisted = {address for address in addresses if not await _lists(settings, address, names)}
+        if not unlisted:
+            return
+        if time.monotonic() > deadline:
+            logger.warning("brokers %s do not list new topics yet", ", ".join(sorted(unlisted)))
+            return
+        await asyncio.sleep(0.1)
+
+
+async def _lists(settings: Settings, address: str, names: set[str]) -> bool:
+    """Whether the broker at ``address`` (that one, not any of the cluster) knows ``names``."""
+    host, _, port = address.rpartition(":")
+    options = client_options(settings)
+    del options["bootstrap_servers"]
+    conn = await create_conn(host, int(port), **options)
+    try:
+        # Not auto-created by the asking, whatever the broker's auto.create.topics.enable.
+        request = MetadataRequest(sorted(names), allow_auto_topic_creation=False)
+        topics = (await conn.send(request)).to_object()["topics"]
+    finally:
+        conn.close()
+    return all(topic["error_code"] == 0 and topic["partitions"] for topic in topics)
 
 
 async def check_partitions(settings: Settings, specs: Iterable[TopicSpec]) -> None:
