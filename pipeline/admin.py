@@ -10,12 +10,11 @@ from collections.abc import Iterable, Mapping
 
 from aiokafka import AIOKafkaClient
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.conn import create_conn
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 from aiokafka.protocol.metadata import MetadataRequest
 
 from pipeline.catalog import TopicSpec
-from pipeline.connection import client_options, refusal, start_client
+from pipeline.connection import client_options, connect_one, refusal, start_client
 from pipeline.errors import ConfigurationError
 from pipeline.settings import Settings
 
@@ -167,10 +166,7 @@ async def _until_every_broker_lists(
 
 async def _lists(settings: Settings, address: str, names: set[str]) -> bool:
     """Whether the broker at ``address`` (that one, not any of the cluster) knows ``names``."""
-    host, _, port = address.rpartition(":")
-    options = client_options(settings)
-    del options["bootstrap_servers"]
-    conn = await create_conn(host, int(port), **options)
+    conn = await connect_one(settings, address)
     try:
         # Not auto-created by the asking, whatever the broker's auto.create.topics.enable.
         request = MetadataRequest(sorted(names), allow_auto_topic_creation=False)

@@ -8,7 +8,7 @@ import asyncio
 import ssl
 from typing import Any, Protocol
 
-from aiokafka.conn import create_conn
+from aiokafka.conn import AIOKafkaConnection, create_conn
 from aiokafka.errors import KafkaConnectionError, KafkaError, SaslAuthenticationFailed
 from aiokafka.helpers import create_ssl_context
 
@@ -57,6 +57,16 @@ def tls_context(settings: Settings) -> ssl.SSLContext:
     return context
 
 
+async def connect_one(settings: Settings, address: str, **kwargs: Any) -> AIOKafkaConnection:
+    """One connection to the broker at ``address`` (that one, not any of the cluster), as the
+    settings say."""
+    host, _, port = address.rpartition(":")
+    options = client_options(settings)
+    del options["bootstrap_servers"]
+    connection: AIOKafkaConnection = await create_conn(host, int(port), **options, **kwargs)
+    return connection
+
+
 async def refusal(settings: Settings) -> KafkaRefused | None:
     """Why the first bootstrap broker refuses this client, or None when it accepts it or cannot
     be reached at all. aiokafka only says "Unable to bootstrap" for all of these; one connection
@@ -69,11 +79,9 @@ async def refusal(settings: Settings) -> KafkaRefused | None:
     except (OSError, TimeoutError):
         return None  # not reachable: an outage, not a refusal
     writer.close()
-    options = client_options(settings)
-    del options["bootstrap_servers"]
     try:
         # aiokafka's connection asks for the broker's API versions, then authenticates.
-        conn = await create_conn(host, int(port), request_timeout_ms=PROBE_S * 1000, **options)
+        conn = await connect_one(settings, address, request_timeout_ms=PROBE_S * 1000)
     except SaslAuthenticationFailed:
         return KafkaRefused(
             f"Kafka at {address} refused user {settings.kafka_sasl_username!r} "
