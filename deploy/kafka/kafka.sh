@@ -201,8 +201,9 @@ ensure_scram_user() {
 }
 
 check_ports_free() {
-  local n=$1 base taken
-  for base in "$port" "$controller_port" "$sasl_ssl_port" "$ssl_port"; do
+  local n=$1 base taken bases=("$port" "$controller_port")
+  [[ "$tls" == on ]] && bases+=("$sasl_ssl_port" "$ssl_port")
+  for base in "${bases[@]}"; do
     taken=$(node_port "$base" "$n")
     if (exec 3<>"/dev/tcp/127.0.0.1/$taken") 2>/dev/null; then
       log "127.0.0.1:$taken is already in use by another process: stop it, or set KAFKA_PORT and the other ports"
