@@ -32,6 +32,8 @@ def second_broker_env(tmp_path: Path) -> Iterator[dict[str, str]]:
         "KAFKA_PORT": str(free_port()),
         "KAFKA_CONTROLLER_PORT": str(free_port()),
         "KAFKA_STATE_DIR": str(tmp_path / "kafka"),
+        # Its TLS listeners would want the stack broker's ports (tests/test_security.py has them).
+        "KAFKA_TLS": "off",
     }
     yield env
     kafka_sh(env, "down")

@@ -257,14 +257,14 @@ prepare() {
 }
 
 up() {
-  local n started=()
+  local n pid started=() pids=()
   for n in $(all_nodes); do
-    if running_pid "$n" >/dev/null; then continue; fi
+    if pid=$(running_pid "$n"); then pids+=("$pid"); continue; fi
     check_ports_free "$n"
     started+=("$n")
   done
   if ((${#started[@]} == 0)); then
-    log "already running"
+    log "already running (pid ${pids[*]})"
     probe 1 "$ready_timeout"
     return
   fi
