@@ -82,9 +82,9 @@ def topic_durability(settings: Settings) -> dict[str, str]:
     """Topic configs that keep an acknowledged record through the loss of a broker: it is
     acknowledged (acks all) only once ``min.insync.replicas`` replicas have it (by default one
     less than the replication factor: 2 of 3, so one broker may be lost without losing an
-    acknowledged record or stopping writes), and a replica that missed records never becomes
-    leader (unclean election off, Kafka's default since 0.11, set here so that no broker
-    default can turn it on)."""
+    acknowledged record, and writes go on once new leaders are elected), and a replica that
+    missed records never becomes leader (unclean election off, Kafka's default since 0.11, set
+    here so that no broker default can turn it on)."""
     min_insync = settings.topic_min_insync_replicas
     if min_insync is None:
         min_insync = max(1, settings.topic_replication_factor - 1)
@@ -165,12 +165,18 @@ async def _until_every_broker_lists(
 
 
 async def _lists(settings: Settings, address: str, names: set[str]) -> bool:
-    """Whether the broker at ``address`` (that one, not any of the cluster) knows ``names``."""
-    conn = await connect_one(settings, address)
+    """Whether the broker at ``address`` (that one, not any of the cluster) knows ``names``;
+    a broker that cannot be reached counts as knowing them, since no client can ask it either."""
+    try:
+        conn = await connect_one(settings, address, request_timeout_ms=3000)
+    except (OSError, TimeoutError, KafkaError):
+        return True
     try:
         # Not auto-created by the asking, whatever the broker's auto.create.topics.enable.
         request = MetadataRequest(sorted(names), allow_auto_topic_creation=False)
         topics = (await conn.send(request)).to_object()["topics"]
+    except (TimeoutError, KafkaError):
+        return True
     finally:
         conn.close()
     return all(topic["error_code"] == 0 and topic["partitions"] for topic in topics)
