@@ -3,7 +3,7 @@
 Importing the package loads nothing of the worker, so a service that only enqueues jobs
 (``pipeline.queues``) never loads Faust. ``faust -A pipeline worker`` asks for ``pipeline.app``:
 that first access builds the app, imports the job modules the settings name, and registers the
-agents, timers, CLI commands and web views of the settings' role (``PIPELINE_ROLE``: jobs, the
+agents, timers and web views of the settings' role (``PIPELINE_ROLE``: jobs, the
 monitor, or both); it opens no connection and starts no thread.
 """
 
@@ -32,9 +32,14 @@ def __getattr__(name: str) -> Any:
 
 def role_modules(settings: Settings) -> list[str]:
     """The modules that register what ``settings.role`` runs: agents, timers and web views."""
-    modules = ["pipeline.agents.retention", "pipeline.cli", "pipeline.web_metrics"]
+    modules = ["pipeline.agents.retention", "pipeline.web_metrics"]
     if settings.runs_jobs:
-        modules += ["pipeline.agents.queues", "pipeline.agents.delay", "pipeline.timers"]
+        modules += [
+            "pipeline.agents.control",
+            "pipeline.agents.queues",
+            "pipeline.agents.delay",
+            "pipeline.timers",
+        ]
     if settings.runs_monitor:
-        modules += ["pipeline.agents.monitor", "pipeline.web"]
+        modules += ["pipeline.agents.monitor", "pipeline.web", "pipeline.web_actions"]
     return modules

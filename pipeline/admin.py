@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping
 
-from aiokafka import AIOKafkaClient
+from aiokafka import AIOKafkaClient, AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 from aiokafka.protocol.metadata import MetadataRequest
@@ -107,13 +107,15 @@ async def ensure_topics(
     created it would skip it ("Ignoring missing topic") or find it with 0 partitions.
     """
     durability = topic_durability(settings)
+    compact = {**durability, "cleanup.policy": "compact"}
     wanted: dict[str, tuple[int, dict[str, str]]] = {
-        spec.name(settings): (spec.partition_count(settings), durability) for spec in specs
+        spec.name(settings): (
+            spec.partition_count(settings),
+            compact if spec.compacted else durability,
+        )
+        for spec in specs
     }
-    wanted.update(
-        (name, (partitions, {**durability, "cleanup.policy": "compact"}))
-        for name, partitions in (compacted or {}).items()
-    )
+    wanted.update((name, (partitions, compact)) for name, partitions in (compacted or {}).items())
     admin = AIOKafkaAdminClient(**client_options(settings))
     await start_client(settings, admin)
     try:
@@ -216,3 +218,28 @@ async def delete_topics(settings: Settings, marker: str) -> None:
             await admin.delete_topics(names)
     finally:
         await admin.close()
+
+
+async def group_lag(settings: Settings, topics: Iterable[str]) -> dict[str, dict[int, int]]:
+    """Records after the workers' committed offset in each partition of ``topics`` (by topic,
+    then partition): what the consumer group (``settings.app_id``) has yet to finish. A
+    partition the group never committed counts from the log's start."""
+    names = list(topics)
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await start_client(settings, admin)
+    consumer = AIOKafkaConsumer(**client_options(settings), group_id=None, enable_auto_commit=False)
+    await start_client(settings, consumer)
+    try:
+        committed = await admin.list_consumer_group_offsets(settings.app_id)
+        counts = await partition_counts(settings, names)
+        partitions = [TopicPartition(name, p) for name in names for p in range(counts.get(name, 0))]
+        starts = await consumer.beginning_offsets(partitions)
+        ends = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+        await admin.close()
+    lag: dict[str, dict[int, int]] = {}
+    for tp in partitions:
+        done = committed[tp].offset if tp in committed and committed[tp].offset >= 0 else starts[tp]
+        lag.setdefault(tp.topic, {})[tp.partition] = max(ends[tp] - done, 0)
+    return lag

@@ -29,6 +29,7 @@ class TopicSpec:
     base_name: str
     partitions: int | None = None  # None: settings.topic_partitions
     description: str = ""
+    compacted: bool = False  # log compaction: only each key's latest record matters
 
     def name(self, settings: Settings) -> str:
         """The topic's full name under ``settings``."""
@@ -122,6 +123,13 @@ def queue_named(name: str) -> QueueSpec:
 JOB_EVENTS = TopicSpec(
     "job-events", description="Lifecycle records (Avro single-object encoding); key = job id."
 )
+QUEUE_CONTROL = TopicSpec(
+    "queue-control",
+    partitions=1,
+    compacted=True,
+    description="Queues an operator paused; key = queue, value = JSON (pipeline.pauses).",
+)
+
 DELAY_TIERS_S: tuple[int, ...] = (1, 5, 30, 120)
 DELAYS: dict[int, TopicSpec] = {
     seconds: TopicSpec(f"delay-{seconds}s", partitions=1, description="Delayed job records.")
@@ -139,10 +147,12 @@ def all_tables() -> tuple[str, ...]:
 
 
 def all_topics() -> tuple[TopicSpec, ...]:
-    """Every topic of the registered queues, plus job-events and the delay tiers."""
+    """Every topic of the registered queues, plus job-events, queue-control and the delay
+    tiers."""
     return (
         *(spec.topic for spec in QUEUES.values()),
         JOB_EVENTS,
+        QUEUE_CONTROL,
         *(spec.dead_letter for spec in QUEUES.values()),
         *DELAYS.values(),
     )

@@ -1,10 +1,12 @@
-"""Redriving a queue's dead letters. Free of Faust.
+"""Listing, redriving and discarding a queue's dead letters. Free of Faust: the worker's web
+API and the command line (which needs no worker) both call it.
 
 The dead-letter topic is the record of truth (the list ``/dlq`` shows is the monitor's
 dead-letters table): a redrive finds the job's latest record there, sends the original job back
 to its queue (attempt 1, the redrive count one higher, so the job-state table lets it run again)
 and appends a marker record, so a later redrive of the same job finds nothing until it is
-dead-lettered again.
+dead-lettered again. A discard appends the same kind of marker and a ``skipped`` lifecycle
+record: the job is done for good, and the monitor takes it off its list.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pipeline.retry import RetryPolicy
 from pipeline.settings import Settings
 
 REDRIVEN = "dlq-redriven"
+DISCARDED = "dlq-discarded"
 
 
 def _text(headers: dict[str, bytes], name: str) -> str | None:
@@ -40,7 +43,7 @@ async def latest_dead_letters(settings: Settings, queue: QueueSpec) -> dict[str,
         job_id = _text(headers, "job-id")
         if job_id is None:
             continue
-        if REDRIVEN in headers:
+        if REDRIVEN in headers or DISCARDED in headers:
             latest.pop(job_id, None)
         else:
             latest[job_id] = record
@@ -54,6 +57,22 @@ def _number(headers: dict[str, bytes], name: str) -> int:
     return int(value) if value.isascii() and value.isdigit() and len(value) < 16 else 0
 
 
+def describe(queue: QueueSpec, job_id: str, record: Any) -> dict[str, Any]:
+    """How the command line lists a dead letter (never the job's data: it may hold secrets)."""
+    headers = dict(record.headers)
+    return {
+        "job_id": job_id,
+        "queue": queue.name,
+        "job_name": (record.key or b"").decode("utf-8", errors="replace"),
+        "reason": _text(headers, "dlq-reason"),
+        "error_class": _text(headers, "dlq-error-class"),
+        "attempts": _number(headers, "dlq-attempts"),
+        "max_attempts": _number(headers, "dlq-max-attempts") or _number(headers, "max-attempts"),
+        "failed_at_ms": _number(headers, "dlq-failed-at") or record.timestamp,
+        "redrive": _number(headers, REDRIVE),
+    }
+
+
 async def redrive(
     settings: Settings, queue: QueueSpec, job_id: str, publisher: Publisher
 ) -> dict[str, Any] | None:
@@ -61,6 +80,58 @@ async def redrive(
     record = (await latest_dead_letters(settings, queue)).get(job_id)
     if record is None:
         return None
+    return await _redrive(settings, queue, job_id, record, publisher)
+
+
+async def redrive_all(
+    settings: Settings, queue: QueueSpec, publisher: Publisher, *, job_name: str | None = None
+) -> list[dict[str, Any]]:
+    """Redrive every dead letter of ``queue`` (of job ``job_name`` only, if given)."""
+    letters = await latest_dead_letters(settings, queue)
+    return [
+        await _redrive(settings, queue, job_id, record, publisher)
+        for job_id, record in letters.items()
+        if job_name is None or record.key == job_name.encode()
+    ]
+
+
+async def discard(
+    settings: Settings,
+    queue: QueueSpec,
+    publisher: Publisher,
+    *,
+    job_ids: list[str] | None = None,
+    job_name: str | None = None,
+) -> list[str]:
+    """Discard the dead letters ``job_ids`` of ``queue`` (all, if None; of job ``job_name``
+    only, if given); the ids discarded."""
+    letters = await latest_dead_letters(settings, queue)
+    gone = [
+        job_id
+        for job_id, record in letters.items()
+        if (job_ids is None or job_id in job_ids)
+        and (job_name is None or record.key == job_name.encode())
+    ]
+    for job_id in gone:
+        letter = describe(queue, job_id, letters[job_id])
+        event = lifecycle.discarded(
+            queue.name, job_id, letter["job_name"], letter["attempts"], letter["max_attempts"]
+        )
+        await publisher.publish(
+            JOB_EVENTS.name(settings), key=job_id.encode(), value=encode_event(event), headers=[]
+        )
+        await publisher.publish(
+            queue.dead_letter.name(settings),
+            key=letters[job_id].key,
+            value=b"",
+            headers=[("job-id", job_id.encode()), (DISCARDED, b"1")],
+        )
+    return gone
+
+
+async def _redrive(
+    settings: Settings, queue: QueueSpec, job_id: str, record: Any, publisher: Publisher
+) -> dict[str, Any]:
     headers = dict(record.headers)
     # The job keeps the attempts it was given (dead letters from before dlq-max-attempts existed
     # fall back to what its own header said, then to the job type's default).

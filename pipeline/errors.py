@@ -53,6 +53,24 @@ class KafkaRefused(ConfigurationError):
         self.definite = definite
 
 
+class CommandError(PipelineError):
+    """What the ``pipeline`` command reports in one line, and the exit code it ends with."""
+
+    exit_code: ClassVar[int] = 1
+
+
+class NotFound(CommandError):
+    """No such job, or no such dead letter."""
+
+    exit_code = 3
+
+
+class Unreachable(CommandError):
+    """Kafka or the worker's web API did not answer: try again once it is up."""
+
+    exit_code = 4
+
+
 class JobError(PipelineError):
     """A job could not be done."""
 

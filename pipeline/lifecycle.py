@@ -51,6 +51,8 @@ STATE_AFTER = {
     EventType.STALLED: JobState.STALLED,
     EventType.SKIPPED: JobState.SKIPPED,
 }
+# Why a discarded dead letter's ``skipped`` record says it was skipped.
+DISCARDED = "discarded from the dead letters"
 # Records after which a job does nothing more on its own (a redrive starts it afresh).
 TERMINAL_EVENTS = frozenset((EventType.COMPLETED, EventType.DEAD_LETTERED))
 TERMINAL_STATES = frozenset(STATE_AFTER[kind] for kind in TERMINAL_EVENTS)
@@ -108,6 +110,19 @@ def attempt_event(
         max_attempts=max_attempts,
         worker_id=worker_id,
         **fields,
+    )
+
+
+def discarded(queue: str, job_id: str, job_name: str, attempt: int, max_attempts: int) -> JobEvent:
+    """A dead-lettered job an operator discarded: it is skipped for good (no redrive finds it)."""
+    return JobEvent(
+        job_id=job_id,
+        queue=queue,
+        job_name=job_name,
+        type=EventType.SKIPPED,
+        attempt=attempt,
+        max_attempts=max_attempts,
+        error_message=DISCARDED,
     )
 
 

@@ -1,11 +1,14 @@
 """Prometheus metrics of one worker, in its own registry, read from its tables when scraped.
 
-- ``pipeline_job_events_total{queue,job,type}``: lifecycle records by type (added, completed,
-  failed, retrying, dead_lettered, stalled, ...), from the counts table.
+- ``pipeline_job_events_total{queue,job,type}`` (counter): lifecycle records by type (added,
+  completed, failed, retrying, dead_lettered, stalled, ...), from the counts table.
+- ``pipeline_jobs{queue,job,state}`` (gauge): jobs in each state now (waiting, active, delayed,
+  completed, failed, dead_lettered, ...), from the counts table.
 - ``pipeline_job_latency_seconds{queue,job}``: enqueue-to-completed histogram, from the latency
   table.
 - ``pipeline_consumer_lag{topic,partition}``: records after the committed offset.
-- ``pipeline_queue_paused{queue}``: 1 while the queue's circuit breaker is open on this worker.
+- ``pipeline_queue_paused{queue}``: 1 while the queue's circuit breaker is open on this worker,
+  or an operator paused the queue.
 - ``pipeline_done_window_ms{quantile}`` (0.5, 0.99, 1): time from a handler's return to its
   outcome being durable, over this worker's last 10,000 jobs: the window in which a crash
   repeats a job.
@@ -19,7 +22,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from pipeline.monitoring import LATENCY_BUCKETS_S, split_count_key
@@ -35,8 +43,10 @@ class WorkerMetrics(Collector):
         lag: Callable[[], Iterable[tuple[str, int, int]]],
         paused: Callable[[], Mapping[str, bool]] = dict,
         done_window_ms: Callable[[], Sequence[float]] = list,
+        states: Callable[[], Mapping[str, int]] = dict,
     ) -> None:
         self._counts = counts
+        self._states = states
         self._latency = latency
         self._lag = lag
         self._paused = paused
@@ -46,14 +56,21 @@ class WorkerMetrics(Collector):
 
     def collect(self) -> Iterable[Metric]:
         """The current figures."""
-        events = GaugeMetricFamily(
-            "pipeline_job_events_total",
+        events = CounterMetricFamily(
+            "pipeline_job_events",
             "Lifecycle records by queue, job name and type.",
             labels=["queue", "job", "type"],
         )
         for key, count in self._counts().items():
             events.add_metric(list(split_count_key(key)), count)
         yield events
+
+        jobs = GaugeMetricFamily(
+            "pipeline_jobs", "Jobs in each state now.", labels=["queue", "job", "state"]
+        )
+        for key, count in self._states().items():
+            jobs.add_metric(list(split_count_key(key)), count)
+        yield jobs
 
         latency = HistogramMetricFamily(
             "pipeline_job_latency_seconds",
@@ -80,7 +97,7 @@ class WorkerMetrics(Collector):
 
         paused = GaugeMetricFamily(
             "pipeline_queue_paused",
-            "1 while the queue's circuit breaker is open (its dependency is unreachable).",
+            "1 while the queue takes no new jobs: its breaker is open, or an operator paused it.",
             labels=["queue"],
         )
         for queue, is_open in self._paused().items():

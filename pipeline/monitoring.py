@@ -21,10 +21,15 @@ def apply_event(state: dict[str, Any] | None, event: JobEvent) -> dict[str, Any]
     """The job's state after ``event`` (records may repeat: applying one twice changes nothing)."""
     redrive = int(event.result.get("redrive", 0)) if event.type == EventType.ADDED else 0
     if state is None or redrive > state.get("redrive", 0):
-        # A new job, or a redriven one, which starts afresh: no old attempts, errors or result.
+        # A new job, or a redriven one, which starts afresh: no old attempts, errors or result,
+        # only the history of what went wrong before.
+        history = list(state.get("history", [])) if state else []
         state = {"job_id": event.job_id, "added_ms": None, "started_ms": None}
         if redrive:
             state["redrive"] = redrive
+            history.append({"type": "redriven", "at_ms": event.timestamp_ms, "redrive": redrive})
+        if history:
+            state["history"] = history[-HISTORY:]
     current = dict(state)
     current.update(
         queue=event.queue,
@@ -63,7 +68,27 @@ def apply_event(state: dict[str, Any] | None, event: JobEvent) -> dict[str, Any]
             current["terminal_event_id"] = event.event_id
     elif event.type == EventType.RETRYING:
         current["due_at_ms"] = event.due_at_ms
+    if event.type in HISTORY_EVENTS:
+        entry: dict[str, Any] = {
+            "type": event.type.value,
+            "attempt": event.attempt,
+            "at_ms": event.timestamp_ms,
+        }
+        if event.type == EventType.RETRYING:
+            entry["due_at_ms"] = event.due_at_ms
+        else:
+            entry.update(error_class=event.error_class, error=event.error_message)
+        if entry not in current.get("history", []):  # a record read twice
+            current["history"] = [*current.get("history", []), entry][-HISTORY:]
     return current
+
+
+# What a job's state keeps of its earlier attempts (the latest ``HISTORY`` entries): the records
+# of what went wrong and what came of it; a job that succeeds at once keeps none.
+HISTORY = 10
+HISTORY_EVENTS = frozenset(
+    (EventType.FAILED, EventType.RETRYING, EventType.STALLED, EventType.DEAD_LETTERED)
+)
 
 
 def dead_letter_entry(state: Mapping[str, Any], event: JobEvent, partition: int) -> dict[str, Any]:
@@ -85,13 +110,54 @@ def dead_letter_entry(state: Mapping[str, Any], event: JobEvent, partition: int)
 
 
 def leaves_dead_letters(event: JobEvent) -> bool:
-    """Whether ``event`` takes its job off the dead-letter list: the ``added`` of a redrive."""
+    """Whether ``event`` takes its job off the dead-letter list: the ``added`` of a redrive, or
+    the ``skipped`` of a discard."""
+    if event.type == EventType.SKIPPED:
+        return True
     return event.type == EventType.ADDED and int(event.result.get("redrive", 0)) > 0
 
 
 def count_key(event: JobEvent) -> str:
     """The counter a record adds to: ``<queue>/<job name>/<type>``."""
     return f"{event.queue}/{event.job_name}/{event.type.value}"
+
+
+# Beside the records counted by type, the counts table holds how many jobs are in each state now,
+# as "<queue>/<job name>/state:<state>" (a job name may contain "/", never a count's kind ":").
+STATE_KIND = "state:"
+
+
+def state_key(state: Mapping[str, Any]) -> str:
+    """The counter of jobs in the state ``state`` (a job's entry in job-status) is in."""
+    return f"{state['queue']}/{state['job_name']}/{STATE_KIND}{state['state']}"
+
+
+def moves(
+    before: Mapping[str, Any] | None, after: Mapping[str, Any] | None
+) -> list[tuple[str, int]]:
+    """What a job going from ``before`` to ``after`` (None: unknown, or forgotten) does to the
+    counts of jobs by state: one less in the old state, one more in the new."""
+    old = state_key(before) if before and before.get("state") else None
+    new = state_key(after) if after and after.get("state") else None
+    if old == new:
+        return []
+    return [(key, step) for key, step in ((old, -1), (new, 1)) if key is not None]
+
+
+def split_counts(counts: Mapping[str, int]) -> tuple[dict[str, int], dict[str, int]]:
+    """``counts`` as the records counted by ``<queue>/<job name>/<type>`` and the jobs in each
+    state now by ``<queue>/<job name>/<state>``. A state count below zero (jobs that were
+    already known to an earlier version, which kept no state counts, and then moved on) reads
+    as zero."""
+    records: dict[str, int] = {}
+    states: dict[str, int] = {}
+    for key, count in counts.items():
+        head, _, kind = key.rpartition("/")
+        if kind.startswith(STATE_KIND):
+            states[f"{head}/{kind.removeprefix(STATE_KIND)}"] = max(count, 0)
+        else:
+            records[key] = count
+    return records, states
 
 
 def in_partition(partition: int, key: str) -> str:
@@ -127,6 +193,54 @@ def queue_counts(counts: dict[str, int]) -> dict[str, dict[str, dict[str, int]]]
         queue, job_name, kind = split_count_key(key)
         nested.setdefault(queue, {}).setdefault(job_name, {})[kind] = count
     return nested
+
+
+class Throughput:
+    """Jobs finished per minute over the last hour, by queue and outcome (completed, failed,
+    dead_lettered), as this process's monitor saw them. Kept in memory: a restarted worker
+    starts a new hour, and the minutes around a rebalance may count a few records twice."""
+
+    OUTCOMES = frozenset((EventType.COMPLETED, EventType.FAILED, EventType.DEAD_LETTERED))
+    MINUTES = 60
+
+    def __init__(self) -> None:
+        self._minutes: dict[int, dict[str, dict[str, int]]] = {}
+
+    def add(self, event: JobEvent) -> None:
+        """Count ``event`` if it finishes an attempt."""
+        if event.type not in self.OUTCOMES:
+            return
+        minute = event.timestamp_ms // 60_000
+        if minute not in self._minutes:
+            self._minutes[minute] = {}
+            for old in [m for m in self._minutes if m <= minute - self.MINUTES]:
+                del self._minutes[old]
+        outcomes = self._minutes[minute].setdefault(event.queue, {})
+        outcomes[event.type.value] = outcomes.get(event.type.value, 0) + 1
+
+    def figures(self, now_ms: int) -> dict[str, list[dict[str, int]]]:
+        """``{queue: [{"minute_ms", "completed", "failed", "dead_lettered"}]}``, oldest first,
+        one entry per minute of the last hour that finished anything."""
+        first = now_ms // 60_000 - self.MINUTES + 1
+        series: dict[str, list[dict[str, int]]] = {}
+        for minute in sorted(m for m in self._minutes if m >= first):
+            for queue, outcomes in self._minutes[minute].items():
+                series.setdefault(queue, []).append({"minute_ms": minute * 60_000, **outcomes})
+        return series
+
+
+def merge_throughput(
+    first: dict[str, list[dict[str, int]]], second: dict[str, list[dict[str, int]]]
+) -> dict[str, list[dict[str, int]]]:
+    """Two workers' throughput figures as one."""
+    merged: dict[str, dict[int, dict[str, int]]] = {}
+    for figures in (first, second):
+        for queue, minutes in figures.items():
+            for entry in minutes:
+                into = merged.setdefault(queue, {}).setdefault(entry["minute_ms"], {})
+                for name, count in entry.items():
+                    into[name] = count if name == "minute_ms" else into.get(name, 0) + count
+    return {queue: [m[k] for k in sorted(m)] for queue, m in merged.items()}
 
 
 LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaProducer
 
 from pipeline import lifecycle
 from pipeline.admin import ensure_topics
-from pipeline.catalog import DELAYS, EMAIL, JOB_EVENTS, MEDIA_UPLOAD, QueueSpec
+from pipeline.catalog import DELAYS, EMAIL, JOB_EVENTS, MEDIA_UPLOAD, QueueSpec, all_topics
 from pipeline.connection import client_options, start_client
 from pipeline.delays import delay_tier_for
 from pipeline.envelope import Headers, JobEnvelope, check_job_id, job_hash
@@ -97,20 +97,10 @@ class Queue:
         settings = settings or Settings()
         queue = queue or cls.queue
         await ensure_topics(settings, [queue.topic, JOB_EVENTS, *DELAYS.values()])
-        producer = AIOKafkaProducer(
-            **client_options(settings),
-            client_id=f"pipeline-{queue.name}-queue",
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-        )
-        await start_client(settings, producer)
-        try:
+        async with _producer(settings, f"pipeline-{queue.name}-queue") as producer:
             partitions = len(await producer.partitions_for(queue.topic.name(settings)))
             event_partitions = len(await producer.partitions_for(JOB_EVENTS.name(settings)))
             yield cls(producer, settings, partitions, event_partitions, queue)
-        finally:
-            await producer.stop()
 
     async def add(
         self,
@@ -222,6 +212,67 @@ class Queue:
         self._recent[job_id] = None
         if len(self._recent) > _RECENT_IDS:
             self._recent.popitem(last=False)
+
+
+@asynccontextmanager
+async def _producer(settings: Settings, client_id: str) -> AsyncIterator[AIOKafkaProducer]:
+    producer = AIOKafkaProducer(
+        **client_options(settings),
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+    )
+    await start_client(settings, producer)
+    try:
+        yield producer
+    finally:
+        await producer.stop()
+
+
+class ProducerPublisher:
+    """A ``Publisher`` over a producer of its own, for what changes a queue from outside a
+    worker: the command line's redrive, discard, pause and resume."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(cls, settings: Settings) -> AsyncIterator[Self]:
+        """Connect with ``settings``; close on exit."""
+        await ensure_topics(settings, all_topics())
+        async with _producer(settings, "pipeline-operator") as producer:
+            yield cls(producer)
+
+    async def publish(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes,
+        headers: Headers,
+        partition: int | None = None,
+    ) -> None:
+        """Send one record and return once the broker has it."""
+        await self._producer.send_and_wait(
+            topic, value, key=key, partition=partition, headers=headers
+        )
+
+    async def publish_soon(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes,
+        headers: Headers,
+        partition: int | None = None,
+    ) -> Awaitable[object]:
+        """Hand one record to the producer; awaiting what is returned waits for the broker."""
+        sent: Awaitable[object] = await self._producer.send(
+            topic, value, key=key, partition=partition, headers=headers
+        )
+        return sent
 
 
 class EmailQueue(Queue):

@@ -229,6 +229,17 @@ class Settings(BaseSettings):
     )
     web_host: str = Field("127.0.0.1", description="Interface the worker's web server binds.")
     web_port: int = Field(6066, ge=0, le=65535, description="Port of the worker's web server.")
+    api_url: str | None = Field(
+        None,
+        description="The worker web API the `pipeline` command asks for job states, lists and "
+        "counts; none: http://127.0.0.1:<web_port>.",
+    )
+    web_token: SecretStr | None = Field(
+        None,
+        description="When set, the web API's changing endpoints and the dashboard want "
+        "`Authorization: Bearer <token>` (the `pipeline` command sends it); unset, they answer "
+        "anyone who can reach the port, so keep it on 127.0.0.1.",
+    )
     data_dir: Path = Field(
         Path("pipeline-data"),
         description="The worker's local state: its tables on disk (one folder per worker).",
@@ -387,6 +398,11 @@ class Settings(BaseSettings):
                 "could ever be acknowledged"
             )
         return self
+
+    @property
+    def web_api(self) -> str:
+        """Where the command line finds the worker's web API."""
+        return (self.api_url or f"http://127.0.0.1:{self.web_port}").rstrip("/")
 
     @property
     def runs_jobs(self) -> bool:

@@ -1,10 +1,14 @@
 """The monitor's HTTP API on the worker's web server (where the role runs the monitor): job
-status, queue counts, dead letters and the dashboard.
+status, lists and counts, dead letters and the dashboard. What changes anything is in
+``pipeline.web_actions``.
 
 GET  /jobs/{job_id}                 the job's latest state (asked of the worker that owns it)
+GET  /jobs?queue=Q&state=S&limit=N  the most recently updated jobs, newest first
+GET  /states                        jobs in each state now, by queue and job name
 GET  /queues                        counts of lifecycle records by queue, job name and type
+GET  /throughput                    jobs finished per minute over the last hour, by queue
 GET  /dlq/{queue}                   the queue's dead-lettered jobs, newest first
-POST /dlq/{queue}/{job_id}/redrive  send one back to its queue
+GET  /failures                      the latest failures
 Lists and counts are gathered from every worker (``?local=1``: this worker's part only).
 """
 
@@ -17,15 +21,17 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
-from pipeline.agents.monitor import counts as monitor_counts
+from pipeline.agents import monitor
 from pipeline.agents.monitor import dead_lettered, job_status, recent_failures
-from pipeline.agents.runtime import FaustPublisher
 from pipeline.application import app, settings
-from pipeline.catalog import JOB_EVENTS, QUEUES, QueueSpec
+from pipeline.catalog import JOB_EVENTS, QUEUES
 from pipeline.compat import tables
-from pipeline.deadletters import redrive
 from pipeline.envelope import partition_for
-from pipeline.monitoring import queue_counts
+from pipeline.events import now_ms
+from pipeline.lifecycle import JobState
+from pipeline.monitoring import merge_throughput, queue_counts
+
+MAX_LIST = 1000
 
 
 @app.page("/jobs/{job_id}/")
@@ -44,22 +50,76 @@ class JobView(View):
         return self.json(state)
 
 
+@app.page("/jobs/")
+class JobsView(View):
+    """The most recently updated jobs, by queue and state."""
+
+    async def get(self, request: Request) -> Response:
+        """``[job state]`` newest first; ``?queue=``, ``?state=`` and ``?limit=`` (50, at most
+        1000) narrow it."""
+        queue = request.query.get("queue") or None
+        state = request.query.get("state") or None
+        if queue is not None and queue not in QUEUES:
+            known = ", ".join(QUEUES)
+            return self.json({"error": f"no queue {queue} (known: {known})"}, status=404)
+        if state is not None and state not in set(JobState):
+            known = ", ".join(JobState)
+            return self.json({"error": f"no state {state} (known: {known})"}, status=400)
+        try:
+            limit = min(max(int(request.query.get("limit", "50")), 1), MAX_LIST)
+        except ValueError:
+            return self.json({"error": "limit is not a number"}, status=400)
+        found = monitor.jobs(queue, state, limit)
+        if request.query.get("local") != "1":
+            for peer in await _from_peers(f"/jobs/?local=1&{request.query_string}"):
+                found.extend(peer)
+        found.sort(key=lambda entry: -int(entry.get("updated_ms") or 0))
+        return self.json(found[:limit])
+
+
 @app.page("/queues/")
 class QueuesView(View):
-    """Counts by queue, job name and type, gathered from every worker."""
+    """Counts of lifecycle records by queue, job name and type, gathered from every worker."""
 
     async def get(self, request: Request) -> Response:
         """``{queue: {job name: {type: count}}}``; ``?local=1`` for this worker's part only."""
-        counts = monitor_counts()
+        return self.json(await _gathered(request, "/queues/", monitor.counts()))
+
+
+@app.page("/states/")
+class StatesView(View):
+    """Jobs in each state now by queue and job name, gathered from every worker."""
+
+    async def get(self, request: Request) -> Response:
+        """``{queue: {job name: {state: count}}}``; ``?local=1`` for this worker's part only."""
+        return self.json(await _gathered(request, "/states/", monitor.states()))
+
+
+async def _gathered(
+    request: Request, path: str, counts: dict[str, int]
+) -> dict[str, dict[str, dict[str, int]]]:
+    if request.query.get("local") != "1":
+        # Each count lives on the worker that holds its partition of the counts table.
+        for peer in await _from_peers(f"{path}?local=1"):
+            for queue, jobs in peer.items():
+                for job, kinds in jobs.items():
+                    for kind, count in kinds.items():
+                        key = f"{queue}/{job}/{kind}"
+                        counts[key] = counts.get(key, 0) + count
+    return queue_counts(counts)
+
+
+@app.page("/throughput/")
+class ThroughputView(View):
+    """Jobs finished per minute over the last hour, gathered from every worker."""
+
+    async def get(self, request: Request) -> Response:
+        """``{queue: [{minute_ms, completed, failed, dead_lettered}]}``, oldest first."""
+        figures = monitor.throughput.figures(now_ms())
         if request.query.get("local") != "1":
-            # Each count lives on the worker that holds its partition of the counts table.
-            for peer in await _from_peers("/queues/?local=1"):
-                for queue, jobs in peer.items():
-                    for job, kinds in jobs.items():
-                        for kind, count in kinds.items():
-                            key = f"{queue}/{job}/{kind}"
-                            counts[key] = counts.get(key, 0) + count
-        return self.json(queue_counts(counts))
+            for peer in await _from_peers("/throughput/?local=1"):
+                figures = merge_throughput(figures, peer)
+        return self.json(figures)
 
 
 async def _from_peers(path: str) -> list[Any]:
@@ -76,10 +136,6 @@ async def _from_peers(path: str) -> list[Any]:
     return answers
 
 
-def _queue(name: str) -> QueueSpec | None:
-    return QUEUES.get(name)
-
-
 @app.page("/dlq/{queue}/")
 class DeadLettersView(View):
     """A queue's dead letters, newest first."""
@@ -87,7 +143,7 @@ class DeadLettersView(View):
     async def get(self, request: Request, queue: str) -> Response:
         """``[{job_id, queue, job_name, reason, error_class, attempts, max_attempts,
         failed_at_ms, redrive, partition}]``, from the monitor's dead-letters table."""
-        if _queue(queue) is None:
+        if queue not in QUEUES:
             return self.json({"error": f"no queue {queue}"}, status=404)
         letters = dead_lettered(queue)
         if request.query.get("local") != "1":
@@ -95,21 +151,6 @@ class DeadLettersView(View):
             for peer in await _from_peers(f"/dlq/{queue}/?local=1"):
                 letters.extend(peer)
         return self.json(sorted(letters, key=lambda item: -item["failed_at_ms"]))
-
-
-@app.page("/dlq/{queue}/{job_id}/redrive/")
-class RedriveView(View):
-    """Send one dead letter back to its queue."""
-
-    async def post(self, request: Request, queue: str, job_id: str) -> Response:
-        """202 with the redrive count, or 404 when the job is not dead-lettered."""
-        name = _queue(queue)
-        if name is None:
-            return self.json({"error": f"no queue {queue}"}, status=404)
-        sent = await redrive(settings, name, job_id, FaustPublisher())
-        if sent is None:
-            return self.json({"error": f"job {job_id} is not dead-lettered"}, status=404)
-        return self.json(sent, status=202)
 
 
 @app.page("/failures/")

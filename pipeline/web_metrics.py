@@ -10,6 +10,7 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
+from pipeline.agents.control import pauses
 from pipeline.agents.runtime import runners
 from pipeline.application import app, settings
 from pipeline.catalog import QUEUES
@@ -28,22 +29,28 @@ def _lag() -> list[tuple[str, int, int]]:
 
 
 def _monitor_figures() -> tuple[
-    Callable[[], Mapping[str, int]], Callable[[], Mapping[str, dict[str, Any]]]
+    Callable[[], Mapping[str, int]],
+    Callable[[], Mapping[str, int]],
+    Callable[[], Mapping[str, dict[str, Any]]],
 ]:
-    """The monitor's counts and latency figures, or none where the role runs no monitor (its
-    module declares the monitor's tables, which a jobs-only worker must not hold)."""
+    """The monitor's counts, jobs by state and latency figures, or none where the role runs no
+    monitor (its module declares the monitor's tables, which a jobs-only worker must not hold)."""
     if not settings.runs_monitor:
-        return dict, dict
+        return dict, dict, dict
     monitor = importlib.import_module("pipeline.agents.monitor")
-    return monitor.counts, monitor.latency
+    return monitor.counts, monitor.states, monitor.latency
 
 
-counts, latency = _monitor_figures()
+counts, states, latency = _monitor_figures()
 metrics = WorkerMetrics(
     counts=counts,
+    states=states,
     latency=latency,
     lag=_lag,
-    paused=lambda: {queue: runner.breaker.is_open for queue, runner in runners.items()},
+    paused=lambda: {
+        queue: runner.breaker.is_open or pauses.is_paused(queue)
+        for queue, runner in runners.items()
+    },
     done_window_ms=lambda: [ms for runner in runners.values() for ms in runner.done_window_ms],
 )
 

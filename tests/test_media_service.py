@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from pipeline.schemas import MediaUploadJob
 from pipeline.services.media import MediaRejected, MediaService, StorageUnreachable
@@ -111,6 +112,29 @@ async def test_an_s3_staging_source_and_stale_multipart_uploads(
 
 
 @pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"source": "../outside.png"}, "source path climbs out of the staging directory"),
+        ({"source": "a/../../x.png"}, "source path climbs out of the staging directory"),
+        ({"source": "s3:///x.png"}, "has no bucket"),
+        ({"source": "s3://staging/a/../x.png"}, "source key may not contain"),
+        ({"source": "ok\x00.png"}, "NUL"),
+        ({"key": "../../etc/passwd"}, "key may not contain '.' or '..'"),
+        ({"key": "///"}, "key is empty"),
+        ({"key_prefix": "users/../admin"}, "key prefix may not contain"),
+    ],
+)
+def test_a_source_or_key_that_can_never_work_is_refused_by_the_model(
+    fields: dict[str, str], reason: str
+) -> None:
+    # The producer validates with the model: such a job is refused before it gets an id.
+    with pytest.raises(ValidationError, match=reason):
+        MediaUploadJob.model_validate(
+            {"source": "ok.png", "bucket": "media", "key": "a.png"} | fields
+        )
+
+
+@pytest.mark.parametrize(
     ("source", "key", "reason"),
     [
         ("../outside.png", "a.png", "outside the staging directory"),
@@ -132,7 +156,9 @@ async def test_unsafe_or_unfit_jobs_are_refused_before_any_upload(
     (staging / "script.sh").write_bytes(b"#!/bin/sh\nrm -rf /\n")
     (staging / "ok.png").write_bytes(PNG)
     media = service(s3_server, staging, media_max_bytes=2048)
-    job = MediaUploadJob(source=source, bucket=bucket, key=key)
+    # Unvalidated, as a record from a producer that skipped the model would be: the worker
+    # refuses what the model would (test_a_source_or_key_that_can_never_work_is_refused...).
+    job = MediaUploadJob.model_construct(source=source, bucket=bucket, key=key)
     with pytest.raises(MediaRejected, match=reason):
         await media.upload(job, job_id="job-4", progress=Recorder())
     await media.close()
@@ -146,7 +172,9 @@ async def test_a_key_may_not_escape_its_prefix_and_a_down_store_is_unreachable(
     media = service(s3_server, staging)
     with pytest.raises(MediaRejected, match=r"'\.' or '\.\.'"):
         await media.upload(
-            MediaUploadJob(source="ok.png", bucket=bucket, key_prefix="users/7", key="../8/x.png"),
+            MediaUploadJob.model_construct(
+                source="ok.png", bucket=bucket, key_prefix="users/7", key="../8/x.png"
+            ),
             job_id="job-5",
             progress=Recorder(),
         )

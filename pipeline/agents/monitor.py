@@ -3,10 +3,11 @@ counts by state and latency figures."""
 
 from __future__ import annotations
 
+import heapq
 import logging
 import operator
 from collections import Counter, deque
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.types import Message
@@ -15,8 +16,10 @@ from pipeline.application import app
 from pipeline.compat import tables
 from pipeline.compat.bulk import BUFFERED_FETCHES, BulkTopic, Fetch
 from pipeline.compat.sends import batched_sends
+from pipeline.envelope import partition_for
 from pipeline.events import EventDecodeError, EventType, JobEvent, decode_event
 from pipeline.monitoring import (
+    Throughput,
     across_partitions,
     add_latency,
     apply_event,
@@ -26,6 +29,8 @@ from pipeline.monitoring import (
     is_repeat,
     leaves_dead_letters,
     merge_latency,
+    moves,
+    split_counts,
 )
 from pipeline.topics import job_events_topic, monitor_tables
 
@@ -62,6 +67,8 @@ def log_line(event: JobEvent) -> str:
 
 # The latest failures this worker's partitions saw, newest last, for the dashboard.
 recent_failures: deque[JobEvent] = deque(maxlen=50)
+# Jobs finished per minute, for /throughput and the dashboard's chart.
+throughput = Throughput()
 
 
 # The monitor takes job-events a whole fetch at a time (compat/bulk.py): per fetch it writes
@@ -127,8 +134,11 @@ async def _apply(records: list[Message]) -> None:
         counted[partition, count_key(event)] += 1
         if event.type == EventType.FAILED:
             recent_failures.append(event)
+        throughput.add(event)
         after = apply_event(before, event)
         states[key] = (partition, after)
+        for name, step in moves(before, after):
+            counted[partition, name] += step
         if event.type == EventType.DEAD_LETTERED:
             letters[key] = (partition, dead_letter_entry(after, event, partition))
         elif leaves_dead_letters(event) and (
@@ -148,19 +158,33 @@ async def _apply(records: list[Message]) -> None:
             await tables.delete(dead_letters, key, partition)
         else:
             await _write(dead_letters, partition, key, letter)
+    await _add_counts(counted)
+    for (partition, name), latency in latencies.items():
+        await _write(job_latency, partition, in_partition(partition, name), latency)
+
+
+async def _add_counts(counted: Counter[tuple[int, str]]) -> None:
     for (partition, name), added in counted.items():
         count_name = in_partition(partition, name)
         counted_before = tables.get(job_counts, count_name, partition, 0)
         await _write(job_counts, partition, count_name, counted_before + added)
-    for (partition, name), latency in latencies.items():
-        await _write(job_latency, partition, in_partition(partition, name), latency)
+
+
+async def forget(jobs: list[tuple[bytes, int, dict[str, Any]]]) -> None:
+    """Delete the job-status entries of finished ``jobs`` (key, partition, state), which
+    retention no longer keeps, with them from the counts of jobs by state."""
+    counted: Counter[tuple[int, str]] = Counter()
+    for key, partition, state in jobs:
+        await tables.delete(job_status, key, partition)
+        for name, step in moves(state, None):
+            counted[partition, name] += step
+    await _add_counts(counted)
 
 
 def dead_lettered(queue: str) -> list[dict[str, Any]]:
     """The jobs of ``queue`` dead-lettered now, in the partitions this worker owns (not the
     standby copies it keeps of others', which may be a step behind)."""
-    changelog = dead_letters.changelog_topic.get_topic_name()
-    owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == changelog}
+    owned = _owned(dead_letters)
     return [
         letter
         for _, letter in tables.items(dead_letters)
@@ -168,9 +192,36 @@ def dead_lettered(queue: str) -> list[dict[str, Any]]:
     ]
 
 
+def jobs(queue: str | None, state: str | None, limit: int) -> list[dict[str, Any]]:
+    """The ``limit`` most recently updated jobs (of ``queue``, in ``state``, where given) in the
+    job-events partitions this worker owns. Reads every entry: a sweep of the table, fine for
+    the retention's worth of jobs an operator looks through, not for a hot path."""
+    owned = _owned(job_status)
+    partitions = cast(int, job_status.partitions)  # declared: topics.py
+    found = (
+        entry
+        for key, entry in tables.items(job_status)
+        if entry
+        and (queue is None or entry.get("queue") == queue)
+        and (state is None or entry.get("state") == state)
+        and partition_for(key.decode(), partitions) in owned
+    )
+    return heapq.nlargest(limit, found, key=lambda entry: int(entry.get("updated_ms") or 0))
+
+
+def _owned(table: Any) -> set[int]:
+    changelog = table.changelog_topic.get_topic_name()
+    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == changelog}
+
+
 def counts() -> dict[str, int]:
-    """This worker's counts by ``<queue>/<job name>/<type>``."""
-    return across_partitions(dict(job_counts.items()), operator.add)
+    """This worker's counts of lifecycle records by ``<queue>/<job name>/<type>``."""
+    return split_counts(across_partitions(dict(job_counts.items()), operator.add))[0]
+
+
+def states() -> dict[str, int]:
+    """This worker's counts of jobs in each state now by ``<queue>/<job name>/<state>``."""
+    return split_counts(across_partitions(dict(job_counts.items()), operator.add))[1]
 
 
 def latency() -> dict[str, dict[str, Any]]:

@@ -8,6 +8,7 @@ from functools import cache
 import faust
 from aiolimiter import AsyncLimiter
 
+from pipeline.agents.control import pauses
 from pipeline.agents.runtime import build_runner, incoming, job_state_tables
 from pipeline.application import app, settings
 from pipeline.catalog import QUEUES, QueueSpec
@@ -50,6 +51,8 @@ def queue_agent(queue: QueueSpec) -> None:
         async for fetched in stream:
             records.taken(fetched)
             for start in range(0, len(fetched.messages), size):
+                # Before current(): a rebalance while paused leaves out the partitions lost.
+                await pauses.until_resumed(queue.name)
                 batch = records.current(fetched.messages[start : start + size])
                 await runner().process_batch([incoming(message) for message in batch], lanes)
                 records.ack(batch)

@@ -9,7 +9,9 @@ again: the retention is the dedupe window.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
+from collections.abc import Awaitable, Callable
 from itertools import islice
 from typing import Any
 
@@ -26,11 +28,28 @@ logger = logging.getLogger(__name__)
 SWEEP_SLICE = 1000
 
 
-def _swept_tables() -> list[Any]:
+# Deletes finished jobs' entries, given as (key, partition, state), from one table.
+Forget = Callable[[list[tuple[Any, int, dict[str, Any]]]], Awaitable[None]]
+
+
+def _deleting(table: Any) -> Forget:
+    async def forget(jobs: list[tuple[Any, int, dict[str, Any]]]) -> None:
+        for key, partition, _ in jobs:
+            await tables.delete(table, key, partition)
+
+    return forget
+
+
+def _swept_tables() -> list[tuple[Any, Forget]]:
     """Every job-state table (one per queue consumed here) and, where the monitor runs, its
-    job-status."""
-    monitor = [monitor_tables().status] if settings.runs_monitor else []
-    return [*job_state_tables.values(), *monitor]
+    job-status, whose entries also leave the monitor's counts of jobs by state."""
+    swept: list[tuple[Any, Forget]] = [(t, _deleting(t)) for t in job_state_tables.values()]
+    if settings.runs_monitor:
+        # Imported only here: the monitor's module declares its tables, which a jobs-only
+        # worker must not hold.
+        monitor = importlib.import_module("pipeline.agents.monitor")
+        swept.append((monitor_tables().status, monitor.forget))
+    return swept
 
 
 @app.timer(interval=sweep_interval_s(settings.job_retention_s or 600.0))
@@ -40,21 +59,23 @@ async def forget_finished_jobs() -> None:
         return
     before_ms = now_ms() - int(settings.job_retention_s * 1000)
     actives = app.assignor.assigned_actives()
-    for table in _swept_tables():
+    for table, forget in _swept_tables():
         changelog = table.changelog_topic.get_topic_name()
         owned = {tp.partition for tp in actives if tp.topic == changelog}
         forgotten = 0
         entries = tables.items(table)
         # A slice at a time, letting the jobs run between slices: a table may hold millions.
         while chunk := list(islice(entries, SWEEP_SLICE)):
+            found = dict(chunk)
+            doomed = []
             for key in expired(chunk, before_ms):
                 job_id = key.decode() if isinstance(key, bytes) else key
                 # Tables are keyed by job id and partitioned like their source topic, by its hash.
                 partition = job_hash(job_id) % table.partitions
-                if partition not in owned:
-                    continue  # a copy left from a partition this worker no longer owns
-                await tables.delete(table, key, partition)
-                forgotten += 1
+                if partition in owned:  # else a copy left from a partition no longer owned
+                    doomed.append((key, partition, found[key]))
+            await forget(doomed)
+            forgotten += len(doomed)
             await asyncio.sleep(0)
         if forgotten:
             logger.info("forgot %d finished jobs in %s", forgotten, table.name)

@@ -2,13 +2,42 @@
 
 from __future__ import annotations
 
+import posixpath
 from typing import Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from pipeline.schemas.jobs import JobModel
 
 BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+
+
+def normalize_key(raw: str, *, what: str = "key") -> str:
+    """A key with ``\\`` as ``/``, no empty or leading segments; ``.`` and ``..`` are refused
+    (ValueError): no object store key needs them, and they could climb out of a prefix."""
+    parts = [part for part in raw.replace("\\", "/").split("/") if part]
+    if any(part in (".", "..") for part in parts):
+        raise ValueError(f"{what} may not contain '.' or '..' segments")
+    if not parts:
+        raise ValueError(f"{what} is empty")
+    return "/".join(parts)
+
+
+def check_source(raw: str) -> str:
+    """Refuse a source no worker could ever accept: an ``s3://`` one without a bucket or with a
+    bad key, or a relative path that climbs out of the staging directory."""
+    if "\x00" in raw:
+        raise ValueError("source may not contain NUL")
+    if raw.startswith("s3://"):
+        bucket, _, key = raw.removeprefix("s3://").partition("/")
+        if not bucket:
+            raise ValueError("source s3://<bucket>/<key> has no bucket")
+        normalize_key(key, what="source key")
+    elif not raw.startswith("/"):
+        normal = posixpath.normpath(raw)
+        if normal == ".." or normal.startswith("../"):
+            raise ValueError("source path climbs out of the staging directory")
+    return raw
 
 
 class MediaUploadJob(JobModel):
@@ -36,6 +65,18 @@ class MediaUploadJob(JobModel):
         default_factory=dict, description="User metadata stored with the object."
     )
     delete_source: bool = Field(False, description="Delete the staged file after the upload.")
+
+    @field_validator("source")
+    @classmethod
+    def _source_can_be_valid(cls, value: str) -> str:
+        return check_source(value)
+
+    @field_validator("key", "key_prefix")
+    @classmethod
+    def _key_can_be_valid(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            normalize_key(value, what=str(info.field_name).replace("_", " "))
+        return value
 
     @model_validator(mode="after")
     def _needs_a_destination(self) -> Self:

@@ -31,6 +31,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedErro
 from botocore.exceptions import ConnectionError as EndpointUnreachable
 
 from pipeline.errors import DependencyDown, PermanentJobError, TransientJobError
+from pipeline.schemas import media as media_schema
 from pipeline.schemas.media import MediaUploadJob
 from pipeline.services.media_sources import READ_CHUNK_BYTES, LocalSource, S3Source, Source
 from pipeline.settings import Settings
@@ -75,13 +76,12 @@ class Probe:
 
 
 def normalize_key(raw: str, *, what: str = "key") -> str:
-    """A key with ``\\`` as ``/``, no empty or leading segments; ``.`` and ``..`` are refused."""
-    parts = [part for part in raw.replace("\\", "/").split("/") if part]
-    if any(part in (".", "..") for part in parts):
-        raise MediaRejected(f"destination {what} may not contain '.' or '..' segments")
-    if not parts:
-        raise MediaRejected(f"destination {what} is empty")
-    return "/".join(parts)
+    """``schemas.media.normalize_key``, refusing with ``MediaRejected`` (a job validated by its
+    model never has such a key; a source key read from elsewhere may)."""
+    try:
+        return media_schema.normalize_key(raw, what=f"destination {what}")
+    except ValueError as exc:
+        raise MediaRejected(str(exc)) from None
 
 
 def destination_key(job: MediaUploadJob, job_id: str, extension: str) -> str:

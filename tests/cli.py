@@ -1,0 +1,44 @@
+"""Run the ``pipeline`` command as a real subprocess, as an operator would."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.brokers import REPO
+
+PIPELINE = str(Path(sys.executable).with_name("pipeline"))
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What one command did."""
+
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        """Its standard output as JSON (``--json``)."""
+        return json.loads(self.out)
+
+
+async def pipeline_cli(env: dict[str, str], *args: str, stdin: str | None = None) -> Ran:
+    """``pipeline *args`` with the ``PIPELINE_*`` variables of ``env`` and no others."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PIPELINE_")}
+    clean.update((k, v) for k, v in env.items() if k.startswith("PIPELINE_"))
+    process = await asyncio.create_subprocess_exec(
+        PIPELINE, *args, cwd=REPO, env=clean,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(
+        process.communicate(stdin.encode() if stdin is not None else None), 120
+    )
+    assert process.returncode is not None
+    return Ran(process.returncode, out.decode(), err.decode())
