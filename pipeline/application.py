@@ -12,6 +12,7 @@ from faust.types.auth import CredentialsT
 
 from pipeline.admin import check_partitions, ensure_topics, wait_for_kafka
 from pipeline.catalog import all_tables, all_topics
+from pipeline.compat.cli_help import tell_web_defaults
 from pipeline.compat.store import URL_SCHEME
 from pipeline.compat.transport import Transport
 from pipeline.connection import tls_context
@@ -119,3 +120,4 @@ def create_app(settings: Settings) -> PipelineApp:
 
 settings = Settings()
 app = create_app(settings)
+tell_web_defaults(settings)

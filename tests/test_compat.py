@@ -271,3 +271,16 @@ def test_the_assignor_reads_changelog_topics_where_compat_assignor_adds_them() -
     assert "kafka_protocol_assignment(self._table_manager)" in assigner
     protocol = inspect.getsource(client_assignment.ClientAssignment.kafka_protocol_assignment)
     assert "table_manager.changelog_topics" in protocol
+
+
+def test_the_worker_help_names_the_web_servers_real_defaults() -> None:
+    import faust.cli.faust  # noqa: F401  # registers the worker command, as `faust` does
+    from faust.cli.base import cli
+
+    from pipeline.compat.cli_help import tell_web_defaults
+
+    tell_web_defaults(Settings())
+    helps = {param.name: getattr(param, "help", "") for param in cli.commands["worker"].params}
+    assert "default: 127.0.0.1, from PIPELINE_WEB_HOST" in helps["web_bind"]
+    assert "0.0.0.0" not in helps["web_host"]
+    assert "PIPELINE_WEB_PORT" in helps["web_port"]
