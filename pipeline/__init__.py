@@ -32,10 +32,9 @@ def __getattr__(name: str) -> Any:
 
 def role_modules(settings: Settings) -> list[str]:
     """The modules that register what ``settings.role`` runs: agents, timers and web views."""
-    modules = ["pipeline.agents.retention", "pipeline.web_metrics"]
+    modules = ["pipeline.agents.control", "pipeline.agents.retention", "pipeline.web_metrics"]
     if settings.runs_jobs:
         modules += [
-            "pipeline.agents.control",
             "pipeline.agents.queues",
             "pipeline.agents.delay",
             "pipeline.timers",

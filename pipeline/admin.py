@@ -111,7 +111,7 @@ async def ensure_topics(
     wanted: dict[str, tuple[int, dict[str, str]]] = {
         spec.name(settings): (
             spec.partition_count(settings),
-            compact if spec.compacted else durability,
+            {**(compact if spec.compacted else durability), **dict(spec.config)},
         )
         for spec in specs
     }

@@ -16,10 +16,15 @@ from pipeline.settings import Settings
 TIMEOUT_S = 30.0
 
 
+def base_url(settings: Settings) -> str:
+    """Where the command line finds the worker's web API."""
+    return (settings.api_url or f"http://127.0.0.1:{settings.web_port}").rstrip("/")
+
+
 def get(settings: Settings, path: str, **query: str | int | None) -> Any:
     """The JSON of ``GET path?query`` (None values left out)."""
     given = {name: str(value) for name, value in query.items() if value is not None}
-    url = f"{settings.web_api}{path}" + (f"?{urllib.parse.urlencode(given)}" if given else "")
+    url = f"{base_url(settings)}{path}" + (f"?{urllib.parse.urlencode(given)}" if given else "")
     request = urllib.request.Request(url, headers=_headers(settings))
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
@@ -29,7 +34,7 @@ def get(settings: Settings, path: str, **query: str | int | None) -> Any:
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise Unreachable(
-            f"the worker's web API at {settings.web_api} did not answer ({reason}); start a "
+            f"the worker's web API at {base_url(settings)} did not answer ({reason}); start a "
             "worker that runs the monitor, or point PIPELINE_API_URL at one"
         ) from None
 
@@ -49,5 +54,5 @@ def _refused(exc: urllib.error.HTTPError) -> CommandError:
     if exc.code == 404:
         return NotFound(message)
     if exc.code == 401:
-        return CommandError(f"{message}: set PIPELINE_WEB_TOKEN to the worker's token")
+        return CommandError("unauthorized: set PIPELINE_WEB_TOKEN to the worker's token")
     return CommandError(f"the web API refused: {message} (HTTP {exc.code})")

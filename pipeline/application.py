@@ -18,6 +18,7 @@ from pipeline.compat.transport import Transport
 from pipeline.connection import tls_context
 from pipeline.partitioning import default_partitioner
 from pipeline.settings import Settings
+from pipeline.web_auth import warn_if_open
 
 GC_YOUNG_THRESHOLD = 10_000
 
@@ -48,6 +49,7 @@ class PipelineApp(faust.App):
         consumer that subscribes to a topic that does not exist yet is given no partitions of
         it until its next metadata refresh (minutes). Changelogs too, before Faust's recovery
         looks for them. Then refuse to run on topics partitioned unlike the settings say."""
+        warn_if_open(self.pipeline_settings)
         await wait_for_kafka(self.pipeline_settings)
         changelogs = {
             table.changelog_topic.get_topic_name(): table.partitions

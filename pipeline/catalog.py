@@ -30,6 +30,7 @@ class TopicSpec:
     partitions: int | None = None  # None: settings.topic_partitions
     description: str = ""
     compacted: bool = False  # log compaction: only each key's latest record matters
+    config: tuple[tuple[str, str], ...] = ()  # more topic configs, as Kafka names them
 
     def name(self, settings: Settings) -> str:
         """The topic's full name under ``settings``."""
@@ -130,6 +131,15 @@ QUEUE_CONTROL = TopicSpec(
     description="Queues an operator paused; key = queue, value = JSON (pipeline.pauses).",
 )
 
+WORKERS = TopicSpec(
+    "worker-heartbeats",
+    partitions=1,
+    compacted=True,
+    # Compacted within the hour: a worker reads it from the beginning when it starts.
+    config=(("segment.ms", "3600000"), ("min.cleanable.dirty.ratio", "0.1")),
+    description="Each worker's latest heartbeat; key = worker id, value = JSON (pipeline.workers).",
+)
+
 DELAY_TIERS_S: tuple[int, ...] = (1, 5, 30, 120)
 DELAYS: dict[int, TopicSpec] = {
     seconds: TopicSpec(f"delay-{seconds}s", partitions=1, description="Delayed job records.")
@@ -147,12 +157,13 @@ def all_tables() -> tuple[str, ...]:
 
 
 def all_topics() -> tuple[TopicSpec, ...]:
-    """Every topic of the registered queues, plus job-events, queue-control and the delay
-    tiers."""
+    """Every topic of the registered queues, plus job-events, queue-control, the workers'
+    heartbeats and the delay tiers."""
     return (
         *(spec.topic for spec in QUEUES.values()),
         JOB_EVENTS,
         QUEUE_CONTROL,
+        WORKERS,
         *(spec.dead_letter for spec in QUEUES.values()),
         *DELAYS.values(),
     )

@@ -7,7 +7,7 @@ topic had when reading began: a topic that keeps growing still returns.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
@@ -45,3 +45,36 @@ async def _behind(consumer: AIOKafkaConsumer, ends: Mapping[TopicPartition, int]
         if await consumer.position(partition) < end:
             return True
     return False
+
+
+async def find_record(
+    settings: Settings,
+    topic: str,
+    partition: int,
+    since_ms: int,
+    match: Callable[[ConsumerRecord[bytes, bytes]], bool],
+    *,
+    max_records: int = 20_000,
+) -> ConsumerRecord[bytes, bytes] | None:
+    """The first record of ``partition`` of ``topic`` written from ``since_ms`` on that
+    ``match`` accepts, looking at no more than ``max_records``: a bounded search from the offset
+    Kafka's time index gives, not a scan of the whole log."""
+    consumer = AIOKafkaConsumer(**client_options(settings), group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        where = TopicPartition(topic, partition)
+        consumer.assign([where])
+        found = (await consumer.offsets_for_times({where: max(since_ms, 0)})).get(where)
+        if found is None:
+            return None  # nothing written since
+        end = (await consumer.end_offsets([where]))[where]
+        consumer.seek(where, found.offset)
+        seen = 0
+        while seen < max_records and await consumer.position(where) < end:
+            for record in (await consumer.getmany(where, timeout_ms=500)).get(where, []):
+                seen += 1
+                if match(record):
+                    return record
+        return None
+    finally:
+        await consumer.stop()

@@ -400,11 +400,6 @@ class Settings(BaseSettings):
         return self
 
     @property
-    def web_api(self) -> str:
-        """Where the command line finds the worker's web API."""
-        return (self.api_url or f"http://127.0.0.1:{self.web_port}").rstrip("/")
-
-    @property
     def runs_jobs(self) -> bool:
         """Whether this process runs the job agents, the delay tiers and cron."""
         return self.role != "monitor"

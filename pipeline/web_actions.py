@@ -13,7 +13,7 @@ GET  /paused                         the queues paused by an operator
 
 from __future__ import annotations
 
-from faust.web import Request, Response, View
+from faust.web import Request, Response
 
 from pipeline.agents.control import pauses
 from pipeline.agents.runtime import FaustPublisher
@@ -21,14 +21,15 @@ from pipeline.application import app, settings
 from pipeline.catalog import QUEUES
 from pipeline.deadletters import discard, redrive, redrive_all
 from pipeline.pauses import set_paused
+from pipeline.web_auth import GuardedView
 
 
-def _no_queue(view: View, queue: str) -> Response:
+def _no_queue(view: GuardedView, queue: str) -> Response:
     return view.json({"error": f"no queue {queue} (known: {', '.join(QUEUES)})"}, status=404)
 
 
 @app.page("/dlq/{queue}/{job_id}/redrive/")
-class RedriveView(View):
+class RedriveView(GuardedView):
     """Send one dead letter back to its queue."""
 
     async def post(self, request: Request, queue: str, job_id: str) -> Response:
@@ -42,7 +43,7 @@ class RedriveView(View):
 
 
 @app.page("/dlq/{queue}/redrive/")
-class RedriveAllView(View):
+class RedriveAllView(GuardedView):
     """Send every dead letter of a queue back to it."""
 
     async def post(self, request: Request, queue: str) -> Response:
@@ -55,7 +56,7 @@ class RedriveAllView(View):
 
 
 @app.page("/dlq/{queue}/{job_id}/discard/")
-class DiscardView(View):
+class DiscardView(GuardedView):
     """Drop one dead letter for good."""
 
     async def post(self, request: Request, queue: str, job_id: str) -> Response:
@@ -69,7 +70,7 @@ class DiscardView(View):
 
 
 @app.page("/dlq/{queue}/discard/")
-class DiscardAllView(View):
+class DiscardAllView(GuardedView):
     """Drop every dead letter of a queue for good."""
 
     async def post(self, request: Request, queue: str) -> Response:
@@ -82,7 +83,7 @@ class DiscardAllView(View):
 
 
 @app.page("/queues/{queue}/{action}/")
-class PauseView(View):
+class PauseView(GuardedView):
     """Pause or resume a queue on every worker."""
 
     async def post(self, request: Request, queue: str, action: str) -> Response:
@@ -98,7 +99,7 @@ class PauseView(View):
 
 
 @app.page("/paused/")
-class PausedView(View):
+class PausedView(GuardedView):
     """The queues an operator paused, as this worker has read them."""
 
     async def get(self, request: Request) -> Response:

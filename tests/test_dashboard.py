@@ -1,4 +1,5 @@
-"""The dashboard in a real browser (Debian's Chromium driven by Playwright)."""
+"""The dashboard in a real browser (Debian's Chromium driven by Playwright): the overview,
+pausing a queue, paging through a state's jobs, a job's page, redriving every dead letter."""
 
 from __future__ import annotations
 
@@ -26,7 +27,9 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
-SCREENSHOT = os.environ.get("PIPELINE_DASHBOARD_SCREENSHOT")
+# A folder to write one screenshot per page into (the README's are made this way).
+SCREENSHOTS = os.environ.get("PIPELINE_DASHBOARD_SCREENSHOTS")
+OTP = "333444"
 
 
 @pytest.fixture
@@ -38,7 +41,7 @@ def chromium() -> str:
     return CHROMIUM
 
 
-async def test_the_dashboard_shows_queues_and_redrives_a_dead_letter(
+async def test_the_dashboard_pages_pause_and_redrive_all(
     chromium: str,
     start_worker: StartWorker,
     smtp_sink: SmtpSink,
@@ -46,42 +49,91 @@ async def test_the_dashboard_shows_queues_and_redrives_a_dead_letter(
     pipeline_settings: Settings,
     tmp_path: Path,
 ) -> None:
-    from playwright.async_api import async_playwright
+    from playwright.async_api import Page, async_playwright
 
     worker = await start_worker(**smtp_sink.worker_env())
     smtp_sink.refuse.add("gone@example.com")
     async with EmailQueue.connect(pipeline_settings) as queue:
-        fine = await queue.add_otp_email_job(
-            OtpEmailJob(email="fine@example.com", customer_name="Fine", otp="111222")
-        )
-        dead = await queue.add_otp_email_job(
-            OtpEmailJob(email="gone@example.com", customer_name="Gone", otp="333444")
-        )
-    await event_log.wait_for([fine], EventType.COMPLETED)
-    await event_log.wait_for([dead], EventType.DEAD_LETTERED)
+        fine = [
+            await queue.add_otp_email_job(
+                OtpEmailJob(email=f"fine{n}@example.com", customer_name="Fine", otp=OTP)
+            )
+            for n in range(25)
+        ]
+        dead = [
+            await queue.add_otp_email_job(
+                OtpEmailJob(email="gone@example.com", customer_name="Gone", otp=OTP),
+                job_id=f"gone-{n}",
+            )
+            for n in range(2)
+        ]
+    await event_log.wait_for(fine, EventType.COMPLETED)
+    await event_log.wait_for(dead, EventType.DEAD_LETTERED)
+    shots = Path(SCREENSHOTS) if SCREENSHOTS else tmp_path
+
+    async def snap(page: Page, name: str) -> None:
+        await page.screenshot(path=str(shots / f"dashboard-{name}.png"), full_page=True)
+        assert OTP not in await page.content()
 
     base = f"http://127.0.0.1:{worker.env['PIPELINE_WEB_PORT']}"
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        page = await browser.new_page(viewport={"width": 1280, "height": 800})
-        await page.goto(f"{base}/")
-        row = page.locator("#queues tbody tr", has_text="otp-email-verification")
-        await row.wait_for()
-        assert (await row.locator("td").all_inner_texts())[:5] == [
-            "email", "otp-email-verification", "2", "2", "1",
-        ]  # fmt: skip
-        letter = page.locator(f'#dlq tbody tr[data-job-id="{dead}"]')
-        await letter.wait_for()
-        assert "refused" in await letter.inner_text()
-        await page.locator("#failures tbody tr", has_text=dead).wait_for()
-        await page.screenshot(path=SCREENSHOT or str(tmp_path / "dashboard.png"), full_page=True)
-        assert "333444" not in await page.content()
+        page = await browser.new_page(viewport={"width": 1400, "height": 900})
+        page.on("dialog", lambda dialog: dialog.accept())
 
+        # The overview: current depths, the worker and its partitions, lag, failures.
+        await page.goto(f"{base}/")
+        row = page.locator('#queues tbody tr[data-queue="email"]')
+        await row.locator("td", has_text="25").first.wait_for()
+        cells = await row.locator("td").all_inner_texts()
+        assert cells[:7] == ["email", "0", "0", "0", "25", "0", "2"]
+        worker_row = page.locator("#workers tbody tr")
+        await worker_row.first.wait_for()
+        assert "up" in await worker_row.first.inner_text()
+        assert "email [" in await worker_row.first.inner_text()
+        await page.locator("#failures tbody tr", has_text="gone-0").wait_for()
+        await snap(page, "overview")
+
+        # Pause the queue on every worker, then resume it.
+        await row.get_by_role("button", name="Pause").click()
+        await row.locator("td", has_text="paused").wait_for(timeout=15_000)
+        await worker.wait_for_log(r"queue email paused by an operator", 15)
+        await row.get_by_role("button", name="Resume").click()
+        await row.locator("td", has_text="running").wait_for(timeout=15_000)
+        await worker.wait_for_log(r"queue email resumed by an operator", 15)
+
+        # A state's jobs, a page of 20 at a time.
+        await page.goto(f"{base}/#/jobs/email/completed/0")
+        rows = page.locator("#jobs tbody tr")
+        await rows.nth(19).wait_for()
+        assert await rows.count() == 20
+        await page.locator("#next").click()
+        await page.locator("#prev").wait_for()
+        await rows.first.wait_for()
+        assert await rows.count() == 5
+        await snap(page, "jobs")
+
+        # A job's page, found by its id: state, timeline, masked data.
+        await page.fill("#search input", fine[0])
+        await page.press("#search input", "Enter")
+        await page.locator("#job", has_text="completed").wait_for()
+        data = page.locator("#data", has_text="fine0@example.com")
+        await data.wait_for()
+        assert "**********" in await data.inner_text()
+        assert await page.locator("#timeline tbody tr").count() >= 2
+        await snap(page, "job")
+
+        # Dead letters: redrive them all once the mail server takes them.
+        await page.goto(f"{base}/#/dlq/email")
+        letters = page.locator("#dlq tbody tr")
+        await letters.nth(1).wait_for()
+        assert "refused" in await letters.first.inner_text()
+        await snap(page, "dlq")
         smtp_sink.refuse.clear()
-        await letter.get_by_role("button", name="Redrive").click()
-        await letter.wait_for(state="detached")
+        await page.locator("#redrive-all").click()
+        await letters.first.wait_for(state="detached", timeout=15_000)
         await browser.close()
 
-    done = await event_log.wait_for([dead], EventType.COMPLETED)
-    assert done[dead].attempt == 1
-    assert len(smtp_sink.messages_to("gone@example.com")) == 1
+    done = await event_log.wait_for(dead, EventType.COMPLETED)
+    assert all(event.attempt == 1 for event in done.values())
+    assert len(smtp_sink.messages_to("gone@example.com")) == 2

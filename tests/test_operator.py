@@ -4,6 +4,7 @@ and the monitor's counts of jobs by state agreeing with each job's own state."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from collections import Counter
@@ -173,3 +174,45 @@ async def test_every_command_an_operator_has(
     assert ran.code == 4
     assert "Traceback" in ran.err
     assert OTP not in worker.log_text()
+
+
+async def test_with_a_token_only_who_has_it_is_answered(
+    start_worker: StartWorker, pipeline_settings: Settings
+) -> None:
+    token = "tok-" + "7" * 20
+    worker = await start_worker(PIPELINE_WEB_TOKEN=token)
+    base = f"http://127.0.0.1:{worker.env['PIPELINE_WEB_PORT']}"
+    bearer = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession() as http:
+
+        async def status(method: str, path: str, **kwargs: Any) -> int:
+            async with http.request(method, f"{base}{path}", **kwargs) as response:
+                if response.status == 401:
+                    assert "Basic" in response.headers["WWW-Authenticate"]
+                return response.status
+
+        for path in ("/", "/states/", "/jobs/", "/dlq/email/", "/workers/"):
+            assert await status("GET", path) == 401
+            assert await status("GET", path, headers={"Authorization": "Bearer wrong"}) == 401
+            assert await status("GET", path, headers=bearer) == 200
+        # A browser gives it as HTTP Basic's password, with any user name.
+        for password, answer in ((token, 200), ("wrong", 401)):
+            basic = base64.b64encode(f"anyone:{password}".encode()).decode()
+            assert await status("GET", "/", headers={"Authorization": f"Basic {basic}"}) == answer
+        assert await status("POST", "/queues/email/pause/") == 401
+        assert await status("POST", "/dlq/email/redrive/") == 401
+        assert await status("POST", "/dlq/email/discard/") == 401
+        assert await status("GET", "/metrics") == 200  # Prometheus scrapes it without one
+
+    env = {
+        "PIPELINE_KAFKA_BOOTSTRAP_SERVERS": pipeline_settings.kafka_bootstrap_servers,
+        "PIPELINE_TOPIC_PREFIX": pipeline_settings.topic_prefix,
+        "PIPELINE_API_URL": base,
+    }
+    ran = await pipeline_cli(env, "jobs", "list")
+    assert ran.code == 1
+    assert ran.err.startswith("pipeline: unauthorized")
+    assert "PIPELINE_WEB_TOKEN" in ran.err
+    ran = await pipeline_cli({**env, "PIPELINE_WEB_TOKEN": token}, "jobs", "list", "--json")
+    assert (ran.code, ran.json()) == (0, [])
+    assert token not in worker.log_text()

@@ -55,7 +55,7 @@ def test_every_documented_setting_is_a_setting_and_is_read() -> None:
         if name.lower() not in fields and name not in LEGACY_QUEUE_VARIABLES
     ]
     # Variables of the test suite and the local stack, not of the worker.
-    unknown = [name for name in unknown if name not in {"DASHBOARD_SCREENSHOT"}]
+    unknown = [name for name in unknown if name not in {"DASHBOARD_SCREENSHOTS"}]
     assert unknown == []
     assert unread == []
 

@@ -206,7 +206,12 @@ def jobs(queue: str | None, state: str | None, limit: int) -> list[dict[str, Any
         and (state is None or entry.get("state") == state)
         and partition_for(key.decode(), partitions) in owned
     )
-    return heapq.nlargest(limit, found, key=lambda entry: int(entry.get("updated_ms") or 0))
+    return heapq.nlargest(limit, found, key=newest_first)
+
+
+def newest_first(entry: dict[str, Any]) -> tuple[int, str]:
+    """The order of job lists (descending): last updated, ties by id, so pages never overlap."""
+    return int(entry.get("updated_ms") or 0), str(entry.get("job_id"))
 
 
 def _owned(table: Any) -> set[int]:
