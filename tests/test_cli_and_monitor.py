@@ -103,13 +103,19 @@ async def test_enqueue_and_events_commands_and_the_monitor(
     assert status["added_ms"] <= status["started_ms"] <= status["finished_ms"]
     assert queues["email"]["otp-email-verification"] == {"added": 1, "active": 1, "completed": 1}
 
+    families = list(text_string_to_metric_families(exposition))
+    types = {family.name: family.type for family in families}
+    assert types["pipeline_job_events"] == "counter"
+    assert types["pipeline_jobs"] == "gauge"
+    assert types["pipeline_job_latency_seconds"] == "histogram"
     samples = {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(exposition)
+        for family in families
         for sample in family.samples
     }
     job = (("job", "otp-email-verification"), ("queue", "email"))
     assert samples[("pipeline_job_events_total", (*job, ("type", "completed")))] == 1
+    assert samples[("pipeline_jobs", (*job, ("state", "completed")))] == 1
     assert samples[("pipeline_job_latency_seconds_count", job)] == 1
     lags = [v for (name, _), v in samples.items() if name == "pipeline_consumer_lag"]
     assert lags
