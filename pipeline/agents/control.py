@@ -81,9 +81,15 @@ def _beat(*, stopped: bool = False) -> bytes:
 @app.timer(interval=HEARTBEAT_S)
 async def send_heartbeat() -> None:
     """Say this worker is up, and which partitions it owns."""
-    await app.producer.send_and_wait(
-        WORKERS.name(settings), settings.worker_id.encode(), _beat(), 0, None, None
-    )
+    try:
+        await asyncio.wait_for(
+            app.producer.send_and_wait(
+                WORKERS.name(settings), settings.worker_id.encode(), _beat(), 0, None, None
+            ),
+            HEARTBEAT_S,
+        )
+    except Exception:  # Kafka out of reach: the silence says so, and the next beat goes on
+        logger.debug("heartbeat not sent", exc_info=True)
 
 
 @app.on_before_shutdown.connect
