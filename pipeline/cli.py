@@ -129,7 +129,10 @@ def _run(work: Callable[P, Coroutine[Any, Any, T]], *args: P.args, **kwargs: P.k
 
 
 def _settings() -> Settings:
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        raise ConfigurationError(describe_validation_error(exc, "settings (PIPELINE_*)")) from None
     # A deployment's own job types, as the worker loads them.
     handlers.load_job_modules(settings.job_modules)
     return settings

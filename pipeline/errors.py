@@ -120,10 +120,10 @@ def redact(text: str, secrets: list[str]) -> str:
     return text
 
 
-def describe_validation_error(exc: ValidationError) -> str:
+def describe_validation_error(exc: ValidationError, what: str = "job data") -> str:
     """Where and why validation failed, without the offending input (it may be a secret)."""
     problems = [
         f"{'.'.join(str(part) for part in error['loc']) or 'value'}: {error['msg']}"
         for error in exc.errors(include_input=False, include_url=False, include_context=False)
     ]
-    return "invalid job data: " + "; ".join(problems)
+    return f"invalid {what}: " + "; ".join(problems)

@@ -54,6 +54,8 @@ class Pauses:
     def __init__(self) -> None:
         self._paused: dict[str, dict[str, Any]] = {}
         self._resumed: dict[str, asyncio.Event] = {}
+        # Set once the topic has been read to its end: until then no queue is known to run.
+        self.known = asyncio.Event()
 
     def apply(self, key: bytes | None, value: bytes | None) -> str | None:
         """Take one queue-control record; returns a problem with it, if any (the record is then
@@ -87,7 +89,9 @@ class Pauses:
         }
 
     async def until_resumed(self, queue: str) -> None:
-        """Return once ``queue`` is not paused (at once if it is not)."""
+        """Return once the pauses are known and ``queue`` is not paused: a worker started while
+        its queue is paused takes none of its jobs."""
+        await self.known.wait()
         await self._resumed.setdefault(queue, _set_event()).wait()
 
 

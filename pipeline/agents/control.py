@@ -52,8 +52,17 @@ def _apply_control(record: ConsumerRecord[bytes, bytes]) -> None:
 
 @app.task
 async def follow_queue_control() -> None:
-    """Keep ``pauses`` as queue-control says."""
-    await _follow(QUEUE_CONTROL.name(settings), _apply_control)
+    """Keep ``pauses`` as queue-control says: first to the topic's end, before any queue's
+    jobs run, then following it."""
+    topic = QUEUE_CONTROL.name(settings)
+    try:
+        async for record in read_topic(settings, topic):
+            _apply_control(record)
+    except Exception:
+        # Fail open: an unreadable control topic must not stop every queue.
+        logger.exception("reading %s failed: queues run until it can be read", topic)
+    pauses.known.set()
+    await _follow(topic, _apply_control)
 
 
 @app.task
