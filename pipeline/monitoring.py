@@ -39,11 +39,15 @@ def apply_event(state: dict[str, Any] | None, event: JobEvent) -> dict[str, Any]
         updated_ms=max(event.timestamp_ms, current.get("updated_ms", 0)),
     )
     if event.type in STATE_AFTER and not (
-        event.type == EventType.ADDED and current.get("state") not in (None, JobState.WAITING)
+        event.type == EventType.ADDED
+        and current.get("state") not in (None, JobState.WAITING, JobState.DELAYED)
     ):
         # An ``added`` never moves a job back: it may land after the worker's first records
         # (add_bulk sends both kinds at once), and a duplicate add of a finished job is skipped.
         current["state"] = STATE_AFTER[event.type]
+        if event.type == EventType.ADDED and (event.due_at_ms or 0) > event.timestamp_ms:
+            current["state"] = JobState.DELAYED  # added with a delay, as BullMQ counts it
+            current["due_at_ms"] = event.due_at_ms
     current.setdefault("state", JobState.WAITING)
     if event.type == EventType.ADDED:
         current["added_ms"] = current["added_ms"] or event.timestamp_ms

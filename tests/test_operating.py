@@ -129,3 +129,13 @@ def test_the_roster_lists_workers_up_gone_and_stopped_and_forgets_old_ones() -> 
     later = {w["worker_id"]: w["state"] for w in roster.workers(now + int(SILENT_S * 1000) + 1)}
     assert later["up"] == "gone"
     assert roster.workers(now + int(FORGET_S * 1000) + 1) == []
+
+
+def test_a_job_added_with_a_delay_is_delayed_until_it_runs() -> None:
+    envelope = JobEnvelope(
+        job_id="j2", job_name="otp", attempt=1, enqueued_at_ms=1_000, due_at_ms=61_000
+    )
+    state = apply_event(None, lifecycle.added("email", envelope, 3, timestamp_ms=1_000))
+    assert (state["state"], state["due_at_ms"]) == ("delayed", 61_000)
+    active = apply_event(state, _event(EventType.ACTIVE, at_ms=61_000))
+    assert moves(state, active) == [("email/otp/state:delayed", -1), ("email/otp/state:active", 1)]

@@ -216,3 +216,40 @@ async def test_with_a_token_only_who_has_it_is_answered(
     ran = await pipeline_cli({**env, "PIPELINE_WEB_TOKEN": token}, "jobs", "list", "--json")
     assert (ran.code, ran.json()) == (0, [])
     assert token not in worker.log_text()
+
+
+async def test_a_worker_started_while_its_queue_is_paused_takes_none_of_its_jobs(
+    start_worker: StartWorker,
+    smtp_sink: SmtpSink,
+    event_log: EventLog,
+    pipeline_settings: Settings,
+    app_id: str,
+) -> None:
+    env = {
+        "PIPELINE_KAFKA_BOOTSTRAP_SERVERS": pipeline_settings.kafka_bootstrap_servers,
+        "PIPELINE_TOPIC_PREFIX": pipeline_settings.topic_prefix,
+        "PIPELINE_APP_ID": app_id,
+    }
+    # No worker is up: pausing and enqueueing need only Kafka.
+    assert (await pipeline_cli(env, "queue", "pause", "email")).code == 0
+    ran = await pipeline_cli(
+        env, "enqueue", "email", "otp-email-verification", "--data", otp("early@example.com")
+    )
+    assert ran.code == 0, ran.err
+    job_id = ran.out.strip()
+    worker = await start_worker(**smtp_sink.worker_env())
+    env["PIPELINE_API_URL"] = f"http://127.0.0.1:{worker.env['PIPELINE_WEB_PORT']}"
+
+    async def known_and_waiting() -> bool:
+        job = await pipeline_cli(env, "jobs", "show", job_id, "--json")
+        return job.code == 0 and job.json()["state"] == "waiting"
+
+    await eventually(known_and_waiting, what="the job known to the monitor")
+    # Watched for a while: the worker holds the job while the queue is paused.
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        assert await known_and_waiting()
+        await asyncio.sleep(0.5)
+    assert smtp_sink.messages_to("early@example.com") == []
+    assert (await pipeline_cli(env, "queue", "resume", "email")).code == 0
+    await event_log.wait_for([job_id], EventType.COMPLETED, timeout_s=30)
