@@ -391,6 +391,14 @@ async def test_a_finished_job_is_forgotten_after_the_retention(
 
         await eventually(lambda: status_is(200), what="the job's status")
         await eventually(lambda: status_is(404), timeout_s=30, what="the job forgotten")
+
+        async def uncounted() -> bool:
+            async with http.get(url.replace(f"/jobs/{job_id}/", "/states/")) as response:
+                states = await response.json()
+            return bool(states["email"]["otp-email-verification"].get("completed") == 0)
+
+        # Forgotten, it leaves the count of jobs completed too.
+        await eventually(uncounted, what="the completed count back to 0")
     await worker.wait_for_log(r"forgot 1 finished jobs in email-job-state")
     # Tombstones, so compaction drops both states from the changelogs for good.
     for table in ("email-job-state", "job-status"):
