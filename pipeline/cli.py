@@ -286,12 +286,13 @@ def jobs_show(out: Output, job_id: str) -> None:
     help="Only jobs in this state.",
 )
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
-def jobs_list(out: Output, queue: str | None, state: str | None, limit: int) -> None:
-    """The most recently updated jobs, newest first."""
+@click.option("--offset", type=click.IntRange(0, 10_000), default=0, help="Jobs to skip.")
+def jobs_list(out: Output, queue: str | None, state: str | None, limit: int, offset: int) -> None:
+    """The most recently updated jobs, newest first, a page at a time."""
     settings = _settings()
     if queue is not None:
         queue_named(queue)
-    found = api.get(settings, "/jobs/", queue=queue, state=state, limit=limit)
+    found = api.get(settings, "/jobs/", queue=queue, state=state, limit=limit, offset=offset)
 
     def text(entries: list[dict[str, Any]]) -> str:
         if not entries:

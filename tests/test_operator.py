@@ -99,6 +99,11 @@ async def test_every_command_an_operator_has(
         return {job["job_id"] for job in found}
 
     assert await listed("completed") == {ok, from_file, retried}
+    paged = [
+        (await cli("jobs", "list", "--state", "completed", "--limit", "2", *more, "--json")).json()
+        for more in ((), ("--offset", "2"))
+    ]
+    assert {job["job_id"] for page in paged for job in page} == {ok, from_file, retried}
     assert await listed("dead_lettered") == {dead}
     await cli("jobs", "list", "--state", "sleeping", code=2)
 
