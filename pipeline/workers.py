@@ -50,7 +50,13 @@ class Roster:
             beat = json.loads(value) if value else None
         except ValueError:
             return
-        if isinstance(beat, dict) and isinstance(beat.get("worker_id"), str):
+        # Anyone who can produce to the topic can write here: only well-formed beats count.
+        if (
+            isinstance(beat, dict)
+            and isinstance(beat.get("worker_id"), str)
+            and all(isinstance(beat.get(name), int) for name in ("at_ms", "started_ms"))
+            and isinstance(beat.get("partitions"), dict)
+        ):
             self._beats[beat["worker_id"]] = beat
 
     def workers(self, at_ms: int | None = None) -> list[dict[str, Any]]:

@@ -123,6 +123,7 @@ def test_the_roster_lists_workers_up_gone_and_stopped_and_forgets_old_ones() -> 
     roster.apply(heartbeat("up", **beat))
     roster.apply(heartbeat("stopped", **beat, stopped=True))
     roster.apply(b"not json")
+    roster.apply(json.dumps({"worker_id": "forged", "at_ms": "soon", "started_ms": 1}).encode())
     now = json.loads(heartbeat("x", **beat))["at_ms"]
     states = {w["worker_id"]: w["state"] for w in roster.workers(now)}
     assert states == {"up": "up", "stopped": "stopped"}
