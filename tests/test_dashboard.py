@@ -137,3 +137,29 @@ async def test_the_dashboard_pages_pause_and_redrive_all(
     done = await event_log.wait_for(dead, EventType.COMPLETED)
     assert all(event.attempt == 1 for event in done.values())
     assert len(smtp_sink.messages_to("gone@example.com")) == 2
+
+
+async def test_with_a_token_the_browser_asks_for_it_once(
+    chromium: str, start_worker: StartWorker
+) -> None:
+    from playwright.async_api import Error as PlaywrightError
+    from playwright.async_api import async_playwright
+
+    token = "dash-" + "9" * 16
+    worker = await start_worker(PIPELINE_WEB_TOKEN=token)
+    base = f"http://127.0.0.1:{worker.env['PIPELINE_WEB_PORT']}"
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        stranger = await browser.new_page()
+        # Headless, nobody answers the browser's prompt: the navigation fails.
+        with pytest.raises(PlaywrightError, match="AUTH"):
+            await stranger.goto(f"{base}/")
+        assert (await stranger.request.get(f"{base}/")).status == 401
+        # As a person would type it into the browser's prompt: any user name, the token.
+        context = await browser.new_context(http_credentials={"username": "ops", "password": token})
+        page = await context.new_page()
+        await page.goto(f"{base}/")
+        # The page's own requests (the queues, the workers) carry it too.
+        await page.locator('#queues tbody tr[data-queue="email"]').wait_for()
+        await page.locator("#workers tbody tr").first.wait_for()
+        await browser.close()
