@@ -426,6 +426,20 @@ def dlq_list(out: Output, queue: str, job_name: str | None) -> None:
     out.show(sorted(listed, key=lambda letter: -letter["failed_at_ms"]), _letters_text)
 
 
+def _one_or_all_letters(body: Callable[..., None]) -> Callable[..., None]:
+    """The arguments of a command on one dead letter or all of a queue's."""
+    for option in reversed(
+        (
+            click.argument("queue"),
+            click.argument("job_id", required=False),
+            click.option("--all", "every", is_flag=True, help="Every dead letter of the queue."),
+            click.option("--job-name", default=None, help="With --all: only this job's."),
+        )
+    ):
+        body = option(body)
+    return body
+
+
 def _one_or_all(job_id: str | None, every: bool) -> None:
     if job_id is not None and every:
         raise click.UsageError("give a JOB_ID or --all, not both")
@@ -434,10 +448,7 @@ def _one_or_all(job_id: str | None, every: bool) -> None:
 
 
 @command(dlq, "redrive")
-@click.argument("queue")
-@click.argument("job_id", required=False)
-@click.option("--all", "every", is_flag=True, help="Every dead letter of the queue.")
-@click.option("--job-name", default=None, help="With --all: only this job's.")
+@_one_or_all_letters
 def dlq_redrive(
     out: Output, queue: str, job_id: str | None, every: bool, job_name: str | None
 ) -> None:
@@ -460,10 +471,7 @@ def dlq_redrive(
 
 
 @command(dlq, "discard")
-@click.argument("queue")
-@click.argument("job_id", required=False)
-@click.option("--all", "every", is_flag=True, help="Every dead letter of the queue.")
-@click.option("--job-name", default=None, help="With --all: only this job's.")
+@_one_or_all_letters
 def dlq_discard(
     out: Output, queue: str, job_id: str | None, every: bool, job_name: str | None
 ) -> None:

@@ -6,10 +6,12 @@ import asyncio
 import json
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.settings import Settings
 from tests.brokers import REPO
 
 PIPELINE = str(Path(sys.executable).with_name("pipeline"))
@@ -26,6 +28,27 @@ class Ran:
     def json(self) -> Any:
         """Its standard output as JSON (``--json``)."""
         return json.loads(self.out)
+
+
+def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The ``PIPELINE_*`` variables that point the command at ``settings``' broker and topics,
+    plus ``extra``."""
+    return {
+        "PIPELINE_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "PIPELINE_TOPIC_PREFIX": settings.topic_prefix,
+        **extra,
+    }
+
+
+async def stays_waiting(env: dict[str, str], job_id: str, seconds: float = 3.0) -> None:
+    """Watch ``job_id`` for ``seconds``: it must stay waiting (a negative can only be watched
+    for a while)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        ran = await pipeline_cli(env, "jobs", "show", job_id, "--json")
+        assert ran.code == 0, ran.err
+        assert ran.json()["state"] == "waiting"
+        await asyncio.sleep(0.5)
 
 
 async def pipeline_cli(env: dict[str, str], *args: str, stdin: str | None = None) -> Ran:

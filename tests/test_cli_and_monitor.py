@@ -18,7 +18,7 @@ from pipeline.monitoring import across_partitions, split_counts
 from pipeline.queues import EmailQueue
 from pipeline.schemas import OtpEmailJob
 from pipeline.settings import Settings
-from tests.cli import pipeline_cli
+from tests.cli import cli_env, pipeline_cli
 from tests.kafka_utils import EventLog, eventually, read_topic
 from tests.smtp import SmtpSink
 from tests.workers import WorkerProcess
@@ -26,13 +26,6 @@ from tests.workers import WorkerProcess
 pytestmark = pytest.mark.slow
 
 StartWorker = Callable[..., Awaitable[WorkerProcess]]
-
-
-def cli_env(settings: Settings) -> dict[str, str]:
-    return {
-        "PIPELINE_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "PIPELINE_TOPIC_PREFIX": settings.topic_prefix,
-    }
 
 
 async def test_enqueue_and_events_commands_and_the_monitor(

@@ -3,10 +3,8 @@ and the monitor's counts of jobs by state agreeing with each job's own state."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,7 +15,7 @@ import pytest
 
 from pipeline.events import EventType
 from pipeline.settings import Settings
-from tests.cli import Ran, pipeline_cli
+from tests.cli import Ran, cli_env, pipeline_cli, stays_waiting
 from tests.kafka_utils import EventLog, eventually
 from tests.smtp import SmtpSink
 from tests.workers import WorkerProcess, free_port
@@ -54,12 +52,11 @@ async def test_every_command_an_operator_has(
     smtp_sink.refuse.add("dead@example.com")
     smtp_sink.defer["retry@example.com"] = 1
     worker = await start_worker(**smtp_sink.worker_env())
-    env = {
-        "PIPELINE_KAFKA_BOOTSTRAP_SERVERS": pipeline_settings.kafka_bootstrap_servers,
-        "PIPELINE_TOPIC_PREFIX": pipeline_settings.topic_prefix,
-        "PIPELINE_APP_ID": worker.env["PIPELINE_APP_ID"],
-        "PIPELINE_API_URL": f"http://127.0.0.1:{worker.env['PIPELINE_WEB_PORT']}",
-    }
+    env = cli_env(
+        pipeline_settings,
+        PIPELINE_APP_ID=worker.env["PIPELINE_APP_ID"],
+        PIPELINE_API_URL=f"http://127.0.0.1:{worker.env['PIPELINE_WEB_PORT']}",
+    )
     base = env["PIPELINE_API_URL"]
 
     async def cli(*args: str, stdin: str | None = None, code: int = 0) -> Ran:
@@ -128,7 +125,7 @@ async def test_every_command_an_operator_has(
     assert redriven == [{"job_id": dead, "redrive": 1}]
 
     async def redriven_and_dead() -> bool:
-        job = (await cli("jobs", "show", dead, "--json")).json()
+        job: dict[str, Any] = (await cli("jobs", "show", dead, "--json")).json()
         return job.get("redrive") == 1 and job["state"] == "dead_lettered"
 
     await eventually(redriven_and_dead, what="the redriven job dead-lettered again")
@@ -138,7 +135,8 @@ async def test_every_command_an_operator_has(
     assert (await cli("dlq", "list", "email", "--json")).json() == []
 
     async def discarded() -> bool:
-        return (await cli("jobs", "show", dead, "--json")).json()["state"] == "skipped"
+        job: dict[str, Any] = (await cli("jobs", "show", dead, "--json")).json()
+        return bool(job["state"] == "skipped")
 
     await eventually(discarded, what="the discarded job skipped")
     assert await eventually(lambda: states_agree(base), what="counts agreeing after the discard")
@@ -153,11 +151,7 @@ async def test_every_command_an_operator_has(
         return job.code == 0 and job.json()["state"] == "waiting"
 
     await eventually(waiting, what="the held job known to the monitor")
-    # A negative can only be watched for a while: the job must not start while paused.
-    deadline = time.monotonic() + 3
-    while time.monotonic() < deadline:
-        assert (await cli("jobs", "show", held, "--json")).json()["state"] == "waiting"
-        await asyncio.sleep(0.5)
+    await stays_waiting(env, held)  # the job must not start while paused
     assert (await cli("queues", "--json")).json()["email"]["paused"] is True
     await cli("queue", "resume", "email")
     await event_log.wait_for([held], EventType.COMPLETED, timeout_s=30)
@@ -209,11 +203,7 @@ async def test_with_a_token_only_who_has_it_is_answered(
         assert await status("POST", "/dlq/email/discard/") == 401
         assert await status("GET", "/metrics") == 200  # Prometheus scrapes it without one
 
-    env = {
-        "PIPELINE_KAFKA_BOOTSTRAP_SERVERS": pipeline_settings.kafka_bootstrap_servers,
-        "PIPELINE_TOPIC_PREFIX": pipeline_settings.topic_prefix,
-        "PIPELINE_API_URL": base,
-    }
+    env = cli_env(pipeline_settings, PIPELINE_API_URL=base)
     ran = await pipeline_cli(env, "jobs", "list")
     assert ran.code == 1
     assert ran.err.startswith("pipeline: unauthorized")
@@ -230,11 +220,7 @@ async def test_a_worker_started_while_its_queue_is_paused_takes_none_of_its_jobs
     pipeline_settings: Settings,
     app_id: str,
 ) -> None:
-    env = {
-        "PIPELINE_KAFKA_BOOTSTRAP_SERVERS": pipeline_settings.kafka_bootstrap_servers,
-        "PIPELINE_TOPIC_PREFIX": pipeline_settings.topic_prefix,
-        "PIPELINE_APP_ID": app_id,
-    }
+    env = cli_env(pipeline_settings, PIPELINE_APP_ID=app_id)
     # No worker is up: pausing and enqueueing need only Kafka.
     assert (await pipeline_cli(env, "queue", "pause", "email")).code == 0
     ran = await pipeline_cli(
@@ -250,11 +236,7 @@ async def test_a_worker_started_while_its_queue_is_paused_takes_none_of_its_jobs
         return job.code == 0 and job.json()["state"] == "waiting"
 
     await eventually(known_and_waiting, what="the job known to the monitor")
-    # Watched for a while: the worker holds the job while the queue is paused.
-    deadline = time.monotonic() + 3
-    while time.monotonic() < deadline:
-        assert await known_and_waiting()
-        await asyncio.sleep(0.5)
+    await stays_waiting(env, job_id)  # the worker holds the job while the queue is paused
     assert smtp_sink.messages_to("early@example.com") == []
     assert (await pipeline_cli(env, "queue", "resume", "email")).code == 0
     await event_log.wait_for([job_id], EventType.COMPLETED, timeout_s=30)
