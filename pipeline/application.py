@@ -17,6 +17,7 @@ from pipeline.compat.store import URL_SCHEME
 from pipeline.compat.transport import Transport
 from pipeline.connection import tls_context
 from pipeline.partitioning import default_partitioner
+from pipeline.registry import prepare as prepare_registry
 from pipeline.settings import Settings
 from pipeline.web_auth import warn_if_open
 
@@ -48,9 +49,11 @@ class PipelineApp(faust.App):
         """Wait for Kafka (a worker may start before it), then create missing topics: a
         consumer that subscribes to a topic that does not exist yet is given no partitions of
         it until its next metadata refresh (minutes). Changelogs too, before Faust's recovery
-        looks for them. Then refuse to run on topics partitioned unlike the settings say."""
+        looks for them. Then refuse to run on topics partitioned unlike the settings say. With
+        a schema registry, register the lifecycle schema before any record is written."""
         warn_if_open(self.pipeline_settings)
         await wait_for_kafka(self.pipeline_settings)
+        await prepare_registry(self.pipeline_settings)
         changelogs = {
             table.changelog_topic.get_topic_name(): table.partitions
             for table in self.tables.values()

@@ -47,6 +47,7 @@ from pipeline.lifecycle import JobState
 from pipeline.pauses import read_pauses, set_paused
 from pipeline.queues import ProducerPublisher, Queue
 from pipeline.reading import read_topic
+from pipeline.registry import prepare as prepare_registry
 from pipeline.settings import Settings
 
 P = ParamSpec("P")
@@ -219,6 +220,7 @@ def events(out: Output, follow: bool, job_id: str | None) -> None:
     settings = _settings()
 
     async def follow_events() -> None:
+        await prepare_registry(settings)  # records in the registry's framing name its ids
         async for record in read_topic(settings, JOB_EVENTS.name(settings), follow=follow):
             if job_id is not None and record.key != job_id.encode():
                 continue

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.errors import ConfigurationError
-from pipeline.events import EventType, encode_event
+from pipeline.events import EventType, encode_event, event_headers
 from pipeline.lifecycle import firing_event
 from pipeline.queues import EmailQueue, NewJob
 from pipeline.records import Publisher
@@ -116,5 +116,8 @@ class CronRunner:
     async def _emit(self, firing_id: str, name: str, kind: EventType, **fields: Any) -> None:
         event = firing_event(firing_id, name, kind, self._worker_id, **fields)
         await self._publisher.publish(
-            self._events_topic, key=firing_id.encode(), value=encode_event(event), headers=[]
+            self._events_topic,
+            key=firing_id.encode(),
+            value=encode_event(event),
+            headers=event_headers(event),
         )

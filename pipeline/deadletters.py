@@ -18,7 +18,7 @@ from pipeline import lifecycle
 from pipeline.catalog import JOB_EVENTS, QueueSpec
 from pipeline.envelope import REDRIVE, JobEnvelope, partition_for
 from pipeline.errors import UnknownJobError
-from pipeline.events import encode_event, now_ms
+from pipeline.events import encode_event, event_headers, now_ms
 from pipeline.handlers import registry
 from pipeline.reading import read_topic
 from pipeline.records import Publisher
@@ -118,7 +118,10 @@ async def discard(
             queue.name, job_id, letter["job_name"], letter["attempts"], letter["max_attempts"]
         )
         await publisher.publish(
-            JOB_EVENTS.name(settings), key=job_id.encode(), value=encode_event(event), headers=[]
+            JOB_EVENTS.name(settings),
+            key=job_id.encode(),
+            value=encode_event(event),
+            headers=event_headers(event),
         )
         await publisher.publish(
             queue.dead_letter.name(settings),
@@ -151,7 +154,10 @@ async def _redrive(
     # The added record first, so no worker records the job active ahead of it.
     event = lifecycle.added(queue.name, envelope, max_attempts or RetryPolicy().attempts)
     await publisher.publish(
-        JOB_EVENTS.name(settings), key=job_id.encode(), value=encode_event(event), headers=[]
+        JOB_EVENTS.name(settings),
+        key=job_id.encode(),
+        value=encode_event(event),
+        headers=event_headers(event),
     )
     await publisher.publish(
         queue.topic.name(settings),

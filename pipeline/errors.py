@@ -53,6 +53,11 @@ class KafkaRefused(ConfigurationError):
         self.definite = definite
 
 
+class SchemaRegistryError(ConfigurationError):
+    """The schema registry (PIPELINE_SCHEMA_REGISTRY_URL) refused the lifecycle schema or could
+    not be reached: nothing is written rather than records no registry reader could decode."""
+
+
 class CommandError(PipelineError):
     """What the ``pipeline`` command reports in one line, and the exit code it ends with."""
 

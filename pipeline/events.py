@@ -1,8 +1,12 @@
-"""Lifecycle records on ``job-events``: the record type and its Avro single-object codec.
+"""Lifecycle records on ``job-events``: the record type and its Avro codec.
 
 Wire format (Avro specification, "Single object encoding"): the two bytes ``C3 01``, the 8-byte
 little-endian CRC-64-AVRO fingerprint of the writer schema's canonical form, then the Avro binary
 body. Any consumer that holds ``schemas/job_event.avsc`` can decode it, in any language.
+
+With a schema registry (``PIPELINE_SCHEMA_REGISTRY_URL``, ``pipeline.registry``) the process
+writes Confluent's framing instead: a zero byte, the schema's 4-byte big-endian id in the
+registry, then the same body. Both framings are read, whatever the process writes.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import os
 import time
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -24,6 +28,8 @@ from pipeline.errors import PermanentJobError
 
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 _HEADER_SIZE = len(SINGLE_OBJECT_MAGIC) + 8
+CONFLUENT_MAGIC = b"\x00"
+_CONFLUENT_HEADER_SIZE = len(CONFLUENT_MAGIC) + 4
 
 
 class EventType(StrEnum):
@@ -91,9 +97,12 @@ class EventDecodeError(PermanentJobError):
     """Bytes that are not a lifecycle record this code knows how to read."""
 
 
+def _schema_text(name: str) -> str:
+    return resources.files("pipeline.schemas").joinpath(name).read_text()
+
+
 def _load_schema(name: str) -> dict[str, Any]:
-    text = resources.files("pipeline.schemas").joinpath(name).read_text()
-    parsed = fastavro.parse_schema(json.loads(text))
+    parsed = fastavro.parse_schema(json.loads(_schema_text(name)))
     if not isinstance(parsed, dict):
         raise TypeError(f"{name} is not an Avro record schema")
     return parsed
@@ -125,28 +134,113 @@ def _fingerprint(schema: dict[str, Any]) -> bytes:
     return bytes.fromhex(fingerprint(to_parsing_canonical_form(schema), "CRC-64-AVRO"))
 
 
+def schema_texts() -> dict[bytes, str]:
+    """Every schema this code reads, as its file's JSON, by fingerprint; the current first."""
+    names = ["job_event.avsc", *PREVIOUS_SCHEMAS]
+    return {_fingerprint(_load_schema(name)): _schema_text(name) for name in names}
+
+
+def current_fingerprint() -> bytes:
+    """The CRC-64-AVRO fingerprint of the schema records are written with."""
+    return _schemas().current_fingerprint
+
+
+@dataclass(frozen=True)
+class _Framing:
+    # What precedes the Avro body of each record this process writes.
+    prefix: bytes
+    # The content-type header of those records.
+    content_type: str
+    # Registry ids of the schemas this code knows, by id (registry framing only).
+    registry_ids: dict[int, bytes] = field(default_factory=dict)
+
+
+_CONTENT_TYPE = "application/vnd.apache.avro+binary; encoding={}; fingerprint={}"
+
+
+@cache
+def _single_object() -> _Framing:
+    fingerprint_ = _schemas().current_fingerprint
+    return _Framing(
+        SINGLE_OBJECT_MAGIC + fingerprint_,
+        _CONTENT_TYPE.format("single-object", fingerprint_.hex()),
+    )
+
+
+# Set once at start when a schema registry is configured (use_registry); None: single-object.
+_registry_framing: _Framing | None = None
+
+
+def use_registry(schema_id: int, registry_ids: dict[int, bytes]) -> None:
+    """Write Confluent's framing with ``schema_id`` (the current schema's id) from now on, and
+    read it for every id in ``registry_ids`` (id -> fingerprint of a schema this code knows)."""
+    global _registry_framing
+    fingerprint_ = _schemas().current_fingerprint
+    if registry_ids.get(schema_id) != fingerprint_:
+        raise ValueError(f"schema id {schema_id} is not the current schema's")
+    content_type = _CONTENT_TYPE.format(f"confluent; schema-id={schema_id}", fingerprint_.hex())
+    _registry_framing = _Framing(
+        CONFLUENT_MAGIC + schema_id.to_bytes(4, "big"), content_type, dict(registry_ids)
+    )
+
+
+def _framing() -> _Framing:
+    return _registry_framing or _single_object()
+
+
 def encode_event(event: JobEvent) -> bytes:
-    """Encode ``event`` in Avro single-object encoding with the current schema."""
-    schemas = _schemas()
+    """Encode ``event`` with the current schema, in this process's framing."""
     buffer = io.BytesIO()
-    buffer.write(SINGLE_OBJECT_MAGIC)
-    buffer.write(schemas.current_fingerprint)
-    fastavro.schemaless_writer(buffer, schemas.current, event.to_dict())
+    buffer.write(_framing().prefix)
+    fastavro.schemaless_writer(buffer, _schemas().current, event.to_dict())
     return buffer.getvalue()
 
 
+def event_headers(event: JobEvent) -> list[tuple[str, bytes]]:
+    """Kafka headers of ``event``'s record, so a consumer can filter without decoding it:
+    ``event-type``, ``queue``, ``job-name`` and ``content-type`` (the framing and the writer
+    schema's fingerprint)."""
+    return list(_headers(event.type.value, event.queue, event.job_name, _framing().content_type))
+
+
+@lru_cache(maxsize=4096)
+def _headers(
+    type_: str, queue: str, job_name: str, content_type: str
+) -> tuple[tuple[str, bytes], ...]:
+    # Few distinct combinations (queues x job names x types): built once each, not per record.
+    return (
+        ("event-type", type_.encode()),
+        ("queue", queue.encode()),
+        ("job-name", job_name.encode()),
+        ("content-type", content_type.encode()),
+    )
+
+
 def decode_event(data: bytes) -> JobEvent:
-    """Decode a single-object-encoded record written with any known version of the schema."""
-    if len(data) < _HEADER_SIZE or not data.startswith(SINGLE_OBJECT_MAGIC):
-        raise EventDecodeError("not an Avro single-object record (missing C3 01 header)")
+    """Decode a record written with any known version of the schema, in either framing."""
     schemas = _schemas()
-    writer = schemas.writers.get(data[2:_HEADER_SIZE])
-    if writer is None:
-        raise EventDecodeError(f"unknown writer schema fingerprint {data[2:_HEADER_SIZE].hex()}")
-    try:
-        record = fastavro.schemaless_reader(
-            io.BytesIO(data[_HEADER_SIZE:]), writer, schemas.current
+    if data.startswith(SINGLE_OBJECT_MAGIC) and len(data) >= _HEADER_SIZE:
+        found, body = data[2:_HEADER_SIZE], data[_HEADER_SIZE:]
+        writer = schemas.writers.get(found)
+        if writer is None:
+            raise EventDecodeError(f"unknown writer schema fingerprint {found.hex()}")
+    elif data.startswith(CONFLUENT_MAGIC) and len(data) >= _CONFLUENT_HEADER_SIZE:
+        schema_id = int.from_bytes(data[1:_CONFLUENT_HEADER_SIZE], "big")
+        known = _framing().registry_ids.get(schema_id)
+        writer = None if known is None else schemas.writers.get(known)
+        if writer is None:
+            raise EventDecodeError(
+                f"schema id {schema_id} in the registry's framing is not a schema this process "
+                "looked up (set PIPELINE_SCHEMA_REGISTRY_URL to read registry-framed records)"
+            )
+        body = data[_CONFLUENT_HEADER_SIZE:]
+    else:
+        raise EventDecodeError(
+            "not a lifecycle record (neither the C3 01 single-object header nor the registry's "
+            "zero byte)"
         )
+    try:
+        record = fastavro.schemaless_reader(io.BytesIO(body), writer, schemas.current)
     except (EOFError, ValueError, IndexError) as exc:
         raise EventDecodeError(f"corrupt lifecycle record: {exc}") from exc
     if not isinstance(record, dict):

@@ -23,7 +23,7 @@ from pipeline.catalog import QueueSpec
 from pipeline.decisions import RetryLater
 from pipeline.envelope import JobEnvelope, partition_for
 from pipeline.errors import PermanentJobError, redact
-from pipeline.events import EventType, encode_event, now_ms
+from pipeline.events import EventType, encode_event, event_headers, now_ms
 from pipeline.lifecycle import STATE_AFTER, JobState
 from pipeline.records import IncomingRecord, Publisher, dead_letter_of
 
@@ -265,7 +265,10 @@ class JobRecorder:
         )
         self._handed(
             await self._publisher.publish_soon(
-                self._topics.events, key=b"", value=encode_event(event), headers=[]
+                self._topics.events,
+                key=b"",
+                value=encode_event(event),
+                headers=event_headers(event),
             )
         )
 
@@ -417,7 +420,7 @@ class JobRecorder:
                 self._topics.events,
                 key=envelope.job_id.encode(),
                 value=encode_event(event),
-                headers=[],
+                headers=event_headers(event),
                 partition=partition,
             )
         )

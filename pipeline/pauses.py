@@ -15,7 +15,7 @@ from typing import Any
 
 from pipeline import lifecycle
 from pipeline.catalog import JOB_EVENTS, QUEUE_CONTROL, QueueSpec
-from pipeline.events import encode_event, now_ms
+from pipeline.events import encode_event, event_headers, now_ms
 from pipeline.reading import read_topic
 from pipeline.records import Publisher
 from pipeline.settings import Settings
@@ -44,7 +44,7 @@ async def set_paused(
         queue.name, by, paused=paused, cause=BY_OPERATOR[paused], paused_s=0.0
     )
     await publisher.publish(
-        JOB_EVENTS.name(settings), key=b"", value=encode_event(event), headers=[]
+        JOB_EVENTS.name(settings), key=b"", value=encode_event(event), headers=event_headers(event)
     )
 
 

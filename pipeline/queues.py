@@ -26,8 +26,9 @@ from pipeline.catalog import DELAYS, EMAIL, JOB_EVENTS, MEDIA_UPLOAD, QueueSpec,
 from pipeline.connection import client_options, start_client
 from pipeline.delays import delay_tier_for
 from pipeline.envelope import Headers, JobEnvelope, check_job_id, job_hash
-from pipeline.events import encode_event, now_ms
+from pipeline.events import encode_event, event_headers, now_ms
 from pipeline.handlers import registry
+from pipeline.registry import prepare as prepare_registry
 from pipeline.schemas.email import ForgotPasswordEmailJob, OtpEmailJob
 from pipeline.schemas.jobs import JobModel, JobName
 from pipeline.schemas.media import MediaUploadJob
@@ -60,6 +61,7 @@ class _Planned:
     value: bytes = b""
     headers: Headers = field(default_factory=list)
     event: bytes | None = None
+    event_headers: Headers = field(default_factory=list)
     event_partition: int = 0
 
 
@@ -128,7 +130,13 @@ class Queue:
         await self._send_all(
             [
                 *(
-                    (self._events_topic, job_id.encode(), plan.event, plan.event_partition, [])
+                    (
+                        self._events_topic,
+                        job_id.encode(),
+                        plan.event,
+                        plan.event_partition,
+                        plan.event_headers,
+                    )
                     for job_id, plan in fresh.items()
                     if plan.event is not None
                 ),
@@ -205,6 +213,7 @@ class Queue:
             value=model.to_wire(),
             headers=envelope.headers(),
             event=encode_event(event),
+            event_headers=event_headers(event),
             event_partition=hashed % self._event_partitions,
         )
 
@@ -216,6 +225,8 @@ class Queue:
 
 @asynccontextmanager
 async def _producer(settings: Settings, client_id: str) -> AsyncIterator[AIOKafkaProducer]:
+    # Lifecycle records are framed for the schema registry, when one is set, from the first.
+    await prepare_registry(settings)
     producer = AIOKafkaProducer(
         **client_options(settings),
         client_id=client_id,

@@ -240,6 +240,19 @@ class Settings(BaseSettings):
         "`Authorization: Bearer <token>` (the `pipeline` command sends it); unset, they answer "
         "anyone who can reach the port, so keep it on 127.0.0.1.",
     )
+    schema_registry_url: str | None = Field(
+        None,
+        description="A Confluent-compatible schema registry: when set, lifecycle records are "
+        "written in Confluent's wire format (a zero byte, the schema's 4-byte id) instead of "
+        "Avro single-object encoding, and the schema is registered as <job-events>-value at "
+        "start, so tools such as Kafka UI decode them.",
+    )
+    schema_registry_username: str | None = Field(
+        None, description="Basic-auth user of the schema registry (Confluent Cloud: the API key)."
+    )
+    schema_registry_password: SecretStr | None = Field(
+        None, description="Basic-auth password of the schema registry."
+    )
     data_dir: Path = Field(
         Path("pipeline-data"),
         description="The worker's local state: its tables on disk (one folder per worker).",

@@ -1,12 +1,14 @@
-"""``/metrics`` on every worker, whatever its role: the job side's figures (lag on the job
-topics, paused queues, the done window) where jobs run, the monitor's (lifecycle record counts,
-latency) where the monitor runs."""
+"""The open endpoints of every worker, whatever its role: ``/metrics`` (the job side's figures,
+lag on the job topics, paused queues, the done window, where jobs run; the monitor's, lifecycle
+record counts and latency, where the monitor runs) and the probes ``/livez`` and ``/readyz``.
+None carries a job's data, and none asks for ``PIPELINE_WEB_TOKEN``: Prometheus and the
+orchestrator's probes carry no token."""
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from faust.web import Request, Response, View
 
@@ -62,3 +64,28 @@ class MetricsView(View):
     async def get(self, request: Request) -> Response:
         """The worker's metrics in the Prometheus text format."""
         return self.bytes(metrics.render(), content_type="text/plain; version=0.0.4")
+
+
+@app.page("/livez")
+class LiveView(View):
+    """Liveness: the worker's event loop answers (a wedged loop times the probe out)."""
+
+    async def get(self, request: Request) -> Response:
+        """200 while the loop runs."""
+        return self.json({"live": True})
+
+
+@app.page("/readyz")
+class ReadyView(View):
+    """Readiness: the worker is in its consumer group and has recovered its tables, so the
+    partitions it holds are being worked; 503 during a rebalance or a table recovery."""
+
+    async def get(self, request: Request) -> Response:
+        """200 when ready, 503 with the reason otherwise."""
+        if app.rebalancing:
+            return self.json({"ready": False, "reason": "rebalancing"}, status=503)
+        # TableManager.recovery is public, but TableManagerT does not declare it.
+        recovery = cast(Any, app.tables).recovery
+        if recovery.in_recovery or not recovery.completed.is_set():
+            return self.json({"ready": False, "reason": "recovering tables"}, status=503)
+        return self.json({"ready": True})

@@ -46,6 +46,8 @@ class EventLog:
         self.topic = JOB_EVENTS.name(settings)
         self.events: list[JobEvent] = []
         self.raw: list[bytes] = []
+        # Records whose headers do not name what their value holds (pipeline.events.event_headers).
+        self.mislabelled: list[str] = []
         self._consumer = AIOKafkaConsumer(
             self.topic, **client_options(settings), auto_offset_reset="earliest", group_id=None
         )
@@ -58,7 +60,14 @@ class EventLog:
     async def _run(self) -> None:
         async for record in self._consumer:
             self.raw.append(record.value)
-            self.events.append(decode_event(record.value))
+            event = decode_event(record.value)
+            self.events.append(event)
+            headers = {key: value.decode() for key, value in record.headers}
+            named = (headers.get("event-type"), headers.get("queue"), headers.get("job-name"))
+            if named != (event.type.value, event.queue, event.job_name) or not headers.get(
+                "content-type", ""
+            ).startswith("application/vnd.apache.avro+binary"):
+                self.mislabelled.append(f"{event.type.value} of {event.job_id!r}: {headers}")
 
     async def stop(self) -> None:
         if self._task is not None:

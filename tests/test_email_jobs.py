@@ -69,6 +69,8 @@ async def test_otp_jobs_become_emails_and_completed_records(
     secrets = [job.otp.get_secret_value() for job in jobs]
     assert not [s for s in secrets if s in worker.log_text()]
     assert not [s for s in secrets for raw in event_log.raw if s.encode() in raw]
+    # Every record (the producer's added, the worker's active and completed) names itself.
+    assert not event_log.mislabelled
 
 
 async def test_an_smtp_outage_pauses_the_queue_without_spending_attempts(
@@ -150,6 +152,7 @@ async def test_refused_and_exhausted_jobs_are_dead_lettered_with_reasons(
     assert dead[exhausted].attempt == 2
     assert dead[exhausted].max_attempts == 2
     assert dead[exhausted].error_class == "SmtpUnavailable"
+    assert not event_log.mislabelled  # failed, retrying and dead_lettered records included
 
     letters = await read_topic(
         kafka_bootstrap, f"{pipeline_settings.topic_prefix}email-dead-letter"

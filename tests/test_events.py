@@ -10,7 +10,14 @@ import avro.io
 import avro.schema
 import pytest
 
-from pipeline.events import EventDecodeError, EventType, JobEvent, decode_event, encode_event
+from pipeline.events import (
+    EventDecodeError,
+    EventType,
+    JobEvent,
+    decode_event,
+    encode_event,
+    event_headers,
+)
 
 GOLDEN = Path(__file__).parent / "data" / "job_event_v1.bin"
 
@@ -48,6 +55,19 @@ def test_apache_avro_reads_our_bytes() -> None:
     assert data[2:10] == schema.fingerprint("CRC-64-AVRO")
     record = avro.io.DatumReader(schema).read(avro.io.BinaryDecoder(io.BytesIO(data[10:])))
     assert record == {**sample_event().to_dict(), "type": "completed"}
+
+
+def test_headers_name_the_record_without_decoding_it() -> None:
+    headers = dict(event_headers(sample_event()))
+    fingerprint = reference_schema().fingerprint("CRC-64-AVRO").hex()
+    assert headers == {
+        "event-type": b"completed",
+        "queue": b"email",
+        "job-name": b"otp-email-verification",
+        "content-type": (
+            f"application/vnd.apache.avro+binary; encoding=single-object; fingerprint={fingerprint}"
+        ).encode(),
+    }
 
 
 def test_we_read_apache_avro_bytes() -> None:

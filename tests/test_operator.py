@@ -202,6 +202,16 @@ async def test_with_a_token_only_who_has_it_is_answered(
         assert await status("POST", "/dlq/email/redrive/") == 401
         assert await status("POST", "/dlq/email/discard/") == 401
         assert await status("GET", "/metrics") == 200  # Prometheus scrapes it without one
+        # Nor do an orchestrator's probes: live at once, ready once in the group and recovered.
+        assert await status("GET", "/livez") == 200
+
+        async def ready() -> bool:
+            async with http.get(f"{base}/readyz") as response:
+                answer = await response.json()
+                assert response.status == (200 if answer["ready"] else 503), answer
+                return bool(answer["ready"])
+
+        await eventually(ready, what="/readyz to answer ready")
 
     env = cli_env(pipeline_settings, PIPELINE_API_URL=base)
     ran = await pipeline_cli(env, "jobs", "list")
