@@ -7,15 +7,22 @@
 #
 #   deploy/devservices.sh up | down | status
 #
-# Environment: MAIL_PORT (1025), S3_PORT (9000), DEV_STATE_DIR (<repo>/.local/dev),
-# PYTHON (the virtualenv's interpreter).
+# Ports come from the worker's own settings, so one variable moves both ends:
+# PIPELINE_SMTP_PORT (1025) and the port of PIPELINE_S3_ENDPOINT_URL (http://127.0.0.1:9000).
+# Also DEV_STATE_DIR (<repo>/.local/dev) and PYTHON (an interpreter with aiosmtpd and moto).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
 state=${DEV_STATE_DIR:-$repo/.local/dev}
-mail_port=${MAIL_PORT:-1025}
-s3_port=${S3_PORT:-9000}
+mail_port=${PIPELINE_SMTP_PORT:-1025}
+s3_port=9000
+if [[ "${PIPELINE_S3_ENDPOINT_URL:-}" =~ ^https?://(127\.0\.0\.1|localhost):([0-9]+)/?$ ]]; then
+  s3_port=${BASH_REMATCH[2]}
+elif [[ -n "${PIPELINE_S3_ENDPOINT_URL:-}" ]]; then
+  printf 'devservices.sh: PIPELINE_S3_ENDPOINT_URL=%s is not on this machine: no local S3 started for it\n' \
+    "$PIPELINE_S3_ENDPOINT_URL" >&2
+fi
 if [[ -z "${PYTHON:-}" ]]; then
   if [[ -x "$repo/.venv/bin/python" ]]; then PYTHON=$repo/.venv/bin/python; else PYTHON=python3; fi
 fi

@@ -9,8 +9,15 @@
 #   deploy/kafka/kafka.sh reset     stop and delete the data (topics, offsets, users)
 #   deploy/kafka/kafka.sh kill N    SIGKILL node N (1-3): a crash, for chaos tests
 #   deploy/kafka/kafka.sh start N   start node N again and wait until the cluster lists it
+#   deploy/kafka/kafka.sh consume TOPIC [ARGS...]
+#                                   Kafka's console consumer on TOPIC from the beginning, with keys,
+#                                   headers and timestamps (ARGS go to it: --max-messages 10, ...)
+#   deploy/kafka/kafka.sh tool CLASS [ARGS...]
+#                                   any of Kafka's tools by class, against node 1 when ARGS name no
+#                                   --bootstrap-server (org.apache.kafka.tools.TopicCommand --list)
 #
-# Ports: node 1 listens on KAFKA_PORT (9092, plain), KAFKA_CONTROLLER_PORT (9093), KAFKA_SASL_SSL_PORT
+# Ports: node 1 listens on KAFKA_PORT (the port of PIPELINE_KAFKA_BOOTSTRAP_SERVERS when that names
+# 127.0.0.1 or localhost, else 9092; plain), KAFKA_CONTROLLER_PORT (9093), KAFKA_SASL_SSL_PORT
 # (9094, SCRAM-SHA-512 users over TLS) and KAFKA_SSL_PORT (9095, TLS with a client certificate);
 # node N on each of them plus 10 x (N - 1): node 2 on 9102-9105, node 3 on 9112-9115.
 #
@@ -38,7 +45,13 @@ fi
 if ((nodes == 1)); then default_heap=512m; else default_heap=384m; fi
 heap=${KAFKA_HEAP:-$default_heap}
 tls=${KAFKA_TLS:-on}
-port=${KAFKA_PORT:-9092}
+# The worker's own setting names the port, so one variable moves both ends; KAFKA_PORT, when set,
+# wins (tests start brokers of their own beside the session's with it).
+default_port=9092
+if [[ "${PIPELINE_KAFKA_BOOTSTRAP_SERVERS:-}" =~ ^(127\.0\.0\.1|localhost):([0-9]+)$ ]]; then
+  default_port=${BASH_REMATCH[2]}
+fi
+port=${KAFKA_PORT:-$default_port}
 controller_port=${KAFKA_CONTROLLER_PORT:-9093}
 sasl_ssl_port=${KAFKA_SASL_SSL_PORT:-9094}
 ssl_port=${KAFKA_SSL_PORT:-9095}
@@ -334,6 +347,31 @@ start_node() {
   log "node $1 ready on $(bootstrap "$1")"
 }
 
+# One of Kafka's tools (the kafka-tools jar), on a small heap, its own logs beside the broker's.
+tool() { # tool CLASS ARGS...
+  local class=$1
+  shift
+  # Not resolved here: re-resolving replaces the jars a running broker reads.
+  if ! compgen -G "$lib/kafka-tools-[0-9]*.jar" >/dev/null; then
+    log "Kafka's tools jar is not resolved yet: run \`make down up\` (or kafka.sh down; kafka.sh up)"
+    exit 1
+  fi
+  local -a args=("$@")
+  if [[ " ${args[*]} " != *" --bootstrap-server "* ]]; then args+=(--bootstrap-server "$(bootstrap)"); fi
+  mkdir -p "$state/tool-logs"
+  java -Xmx256m -Djava.awt.headless=true "-Dkafka.logs.dir=$state/tool-logs" \
+    "-Dlog4j2.configurationFile=$here/log4j2.xml" -cp "$lib/*" "$class" "${args[@]}"
+}
+
+consume() { # consume TOPIC ARGS...
+  if [[ -z "${1:-}" ]]; then printf 'usage: %s consume TOPIC [ARGS...]\n' "$0" >&2; exit 2; fi
+  local topic=$1
+  shift
+  tool org.apache.kafka.tools.consumer.ConsoleConsumer --topic "$topic" --from-beginning \
+    --property print.key=true --property print.headers=true --property print.timestamp=true \
+    --property print.partition=true "$@"
+}
+
 case "${1:-}" in
   up) up ;;
   down) down ;;
@@ -345,5 +383,10 @@ case "${1:-}" in
     ;;
   kill) node_arg "${2:-}"; kill_node "$2" ;;
   start) node_arg "${2:-}"; start_node "$2" ;;
-  *) printf 'usage: %s up|down|status|reset|kill N|start N\n' "$0" >&2; exit 2 ;;
+  consume) shift; consume "$@" ;;
+  tool)
+    if [[ -z "${2:-}" ]]; then printf 'usage: %s tool CLASS [ARGS...]\n' "$0" >&2; exit 2; fi
+    shift; tool "$@"
+    ;;
+  *) printf 'usage: %s up|down|status|reset|kill N|start N|consume TOPIC|tool CLASS\n' "$0" >&2; exit 2 ;;
 esac
