@@ -8,9 +8,6 @@ BIN := $(VENV)/bin
 # top of them for everything else.
 RUNTIME := $(VENV)/.runtime
 INSTALLED := $(VENV)/.installed
-# A .pth file to the clone (setuptools' "compat" editable mode): its other modes warn on every
-# install that a folder named like the package may shadow it.
-EDITABLE := --config-settings editable_mode=compat
 # The local stack's SMTP and S3 stand-ins, in a virtualenv of their own (deploy/devservices.txt).
 STACK_VENV := .local/devservices-venv
 STACK := $(STACK_VENV)/.installed
@@ -22,11 +19,11 @@ DEV := PYTHON=$(abspath $(STACK_VENV)/bin/python) deploy/devservices.sh
 $(RUNTIME): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e . $(EDITABLE)
+	$(BIN)/pip install --quiet -e .
 	touch $@
 
 $(INSTALLED): $(RUNTIME)
-	$(BIN)/pip install --quiet -e '.[dev]' $(EDITABLE)
+	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
 $(STACK): deploy/devservices.txt
