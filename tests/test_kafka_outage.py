@@ -45,7 +45,7 @@ async def test_a_worker_waits_for_kafka_and_rides_out_a_broker_restart(
     topic_prefix: str,
 ) -> None:
     env = second_broker_env
-    bootstrap = f"127.0.0.1:{env['KAFKA_PORT']}"
+    bootstrap = env["PIPELINE_KAFKA_BOOTSTRAP_SERVERS"]
     worker = await start_worker(
         wait_ready=False,
         **smtp_sink.worker_env(PIPELINE_KAFKA_BOOTSTRAP_SERVERS=bootstrap),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,40 +11,35 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from tests.brokers import KAFKA_SH
-from tests.workers import free_port
+from tests.local_kafka import LocalKafka
 
 pytestmark = pytest.mark.slow
 
 
-def kafka_sh(env: dict[str, str], command: str) -> subprocess.CompletedProcess[str]:
+def kafka_sh(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["bash", str(KAFKA_SH), command], env=env, capture_output=True, text=True, timeout=180
+        ["bash", str(KAFKA_SH), *args], env=env, capture_output=True, text=True, timeout=180
     )
 
 
 @pytest.fixture
 def second_broker_env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """Settings for a second local broker with its own ports and state; stopped afterwards."""
-    env = {
-        **os.environ,
-        "PYTHON": sys.executable,
-        "KAFKA_PORT": str(free_port()),
-        "KAFKA_CONTROLLER_PORT": str(free_port()),
-        "KAFKA_STATE_DIR": str(tmp_path / "kafka"),
-        # Its TLS listeners would want the stack broker's ports (tests/test_security.py has them).
-        "KAFKA_TLS": "off",
-    }
+    """kafka.sh's environment for a second local broker with its own ports and state (no TLS
+    listeners); stopped afterwards. Its plain port is given the way a user gives it, as the
+    worker's PIPELINE_KAFKA_BOOTSTRAP_SERVERS, which the script reads too."""
+    env = LocalKafka.on_free_ports(tmp_path / "kafka").env()
+    env["PIPELINE_KAFKA_BOOTSTRAP_SERVERS"] = f"127.0.0.1:{env.pop('KAFKA_PORT')}"
     yield env
     kafka_sh(env, "down")
 
 
 async def test_up_twice_down_and_up_again_keeps_the_data(second_broker_env: dict[str, str]) -> None:
     env = second_broker_env
-    bootstrap = f"127.0.0.1:{env['KAFKA_PORT']}"
+    bootstrap = env["PIPELINE_KAFKA_BOOTSTRAP_SERVERS"]
 
     first = kafka_sh(env, "up")
     assert first.returncode == 0, first.stderr
-    assert "ready on" in first.stderr
+    assert f"ready on {bootstrap}" in first.stderr
     pid = (Path(env["KAFKA_STATE_DIR"]) / "kafka.pid").read_text().strip()
 
     second = kafka_sh(env, "up")
@@ -81,3 +75,8 @@ async def test_up_twice_down_and_up_again_keeps_the_data(second_broker_env: dict
     assert [record.value for records in batch.values() for record in records] == [
         b"survives a restart"
     ]
+    # Kafka's own console consumer, from the tools jar resolved with the broker.
+    consumed = kafka_sh(env, "consume", "kept", "--max-messages", "1", "--timeout-ms", "60000")
+    assert consumed.returncode == 0, consumed.stderr
+    assert "survives a restart" in consumed.stdout
+    assert "Partition:0" in consumed.stdout
