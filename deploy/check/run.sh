@@ -60,7 +60,10 @@ check_chart() {
   "$helm" lint --strict "$chart" --set keda.enabled=true --set secrets.SMTP_PASSWORD=x
   "$helm" template pipeline "$chart" >"$rendered/default.yaml"
   "$helm" template pipeline "$chart" --set keda.enabled=true --set keda.topics='{email,media-upload}' \
-    --set secrets.SMTP_PASSWORD=x >"$rendered/keda.yaml"
+    --set secrets.SMTP_PASSWORD=x \
+    --set-json 'extraVolumes=[{"name":"kafka-ca","secret":{"secretName":"my-cluster-cluster-ca-cert"}}]' \
+    --set-json 'extraVolumeMounts=[{"name":"kafka-ca","mountPath":"/etc/kafka-ca","readOnly":true}]' \
+    >"$rendered/keda.yaml"
   # A ScaledObject above the partition count must be refused when rendered.
   if "$helm" template pipeline "$chart" --set keda.enabled=true --set keda.maxReplicas=7 >/dev/null 2>&1; then
     log "helm template accepted keda.maxReplicas above the partitions"
