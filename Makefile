@@ -17,6 +17,7 @@ DEV := PYTHON=$(abspath $(STACK_VENV)/bin/python) deploy/devservices.sh
 .PHONY: venv run worker up down status consume test chaos bench profile lint check-deploy format clean
 
 $(RUNTIME): pyproject.toml
+	PYTHON=$(PYTHON) deploy/system-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e .

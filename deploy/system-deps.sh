@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs the system programs the local stack (and, with --tests, the test suite) needs and
 # this machine lacks, from Debian's or Ubuntu's packages:
-#   always:   a Java runtime and Maven (Kafka from Maven Central's jars), openssl (the broker's
-#             TLS listeners; keytool comes with the JRE)
+#   always:   Python's venv module where the distribution splits it off (Debian, Ubuntu), a Java
+#             runtime and Maven (Kafka from Maven Central's jars), openssl (the broker's TLS
+#             listeners; keytool comes with the JRE)
 #   --tests:  Chromium (the dashboard test drives it with Playwright)
 # On any other system it names what is missing and stops (macOS: `brew install openjdk@17 maven`).
 set -euo pipefail
 
 missing=()
+"${PYTHON:-python3}" -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)
 command -v openssl >/dev/null || missing+=(openssl)
