@@ -13,6 +13,7 @@ from typing import Any
 
 from pipeline.settings import Settings
 from tests.brokers import REPO
+from tests.workers import this_tree
 
 PIPELINE = str(Path(sys.executable).with_name("pipeline"))
 
@@ -56,7 +57,7 @@ async def pipeline_cli(env: dict[str, str], *args: str, stdin: str | None = None
     clean = {k: v for k, v in os.environ.items() if not k.startswith("PIPELINE_")}
     clean.update((k, v) for k, v in env.items() if k.startswith("PIPELINE_"))
     process = await asyncio.create_subprocess_exec(
-        PIPELINE, *args, cwd=REPO, env=clean,
+        PIPELINE, *args, cwd=REPO, env=this_tree(clean),
         stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip

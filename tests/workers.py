@@ -15,6 +15,14 @@ from pathlib import Path
 from tests.brokers import REPO
 
 
+def this_tree(env: dict[str, str]) -> dict[str, str]:
+    """``env`` for a console script (``faust``, ``pipeline``) that must run this tree's code,
+    whichever clone the virtualenv's editable install points at: a console script does not put
+    its working directory on sys.path."""
+    paths = [str(REPO), env.get("PYTHONPATH", "")]
+    return {**env, "PYTHONPATH": os.pathsep.join(filter(None, paths))}
+
+
 @dataclass
 class WorkerProcess:
     """One worker process, its environment and its log file."""
@@ -31,7 +39,7 @@ class WorkerProcess:
         try:
             self.process = await asyncio.create_subprocess_exec(
                 faust, "-A", "pipeline", "worker", "--loglevel", "info",
-                cwd=REPO, env=self.env, stdout=log, stderr=asyncio.subprocess.STDOUT,
+                cwd=REPO, env=this_tree(self.env), stdout=log, stderr=asyncio.subprocess.STDOUT,
             )  # fmt: skip
         finally:
             log.close()
