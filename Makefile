@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# The worker's runtime dependencies only (make run, make up); the dev, test and bench extras on
+# The worker's runtime dependencies only (make run, make up); the dev, test, bench and deploy extras on
 # top of them for everything else.
 RUNTIME := $(VENV)/.runtime
 INSTALLED := $(VENV)/.installed
