@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
+from email.message import EmailMessage
 from typing import Any
 
+import aiosmtplib.email
 import pytest
 
 from pipeline.services.email import (
@@ -12,6 +16,7 @@ from pipeline.services.email import (
     RenderedEmail,
     SmtpUnavailable,
     SmtpUnreachable,
+    compose,
     render,
 )
 from pipeline.settings import Settings
@@ -80,3 +85,54 @@ async def test_a_deferred_recipient_and_a_down_server_are_transient(smtp_sink: S
     await service.send(otp_email("later@example.com"))
     await service.close()
     assert len(smtp_sink.messages_to("later@example.com")) == 1
+
+
+def parsed(email_: RenderedEmail) -> EmailMessage:
+    """``email_`` composed, flattened as aiosmtplib sends it and read back by a modern reader."""
+    flat = aiosmtplib.email.flatten_message(compose("no-reply@localhost", email_))
+    message = email.message_from_bytes(flat, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def test_composes_text_and_html_alternatives() -> None:
+    message = parsed(otp_email("ann@example.com", name="Zo\u00eb"))
+    assert message.get_content_type() == "multipart/alternative"
+    assert (message["From"], message["To"]) == ("no-reply@localhost", "ann@example.com")
+    assert message["Message-ID"] == "<job-1@pipeline.jobs>"
+    assert message["MIME-Version"] == "1.0"
+    text, html = message.iter_parts()
+    assert text.get_content_type() == "text/plain"
+    assert "Zo\u00eb" in text.get_content()
+    assert "482913" in text.get_content()
+    assert html.get_content_type() == "text/html"
+    assert "482913" in html.get_content()
+    assert "MIME-Version" not in text
+
+
+def test_composes_headers_that_are_not_ascii_as_the_standards_say() -> None:
+    email_ = render(
+        "otp", to="zo\u00eb@example.com", subject="Votre code \u2013 Zo\u00eb",
+        customer_name="Zo\u00eb", otp="482913", expires_in_minutes=10,
+    )  # fmt: skip
+    flat = aiosmtplib.email.flatten_message(compose("no-reply@localhost", email_), utf8=True)
+    message = email.message_from_bytes(flat, policy=email.policy.default)
+    assert message["Subject"] == "Votre code \u2013 Zo\u00eb"
+    assert message["To"] == "zo\u00eb@example.com"
+    assert "zo\u00eb@example.com".encode() in flat  # SMTPUTF8: the address itself, not RFC 2047
+
+
+def test_a_line_longer_than_smtp_allows_is_encoded() -> None:
+    email_ = render("otp", to="ann@example.com", subject="Code", customer_name="A" * 2000,
+                    otp="482913", expires_in_minutes=10)  # fmt: skip
+    flat = aiosmtplib.email.flatten_message(compose("no-reply@localhost", email_))
+    assert max(len(line) for line in flat.splitlines()) <= 998
+    assert "A" * 2000 in parsed(email_).get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("field", ["to", "subject"])
+def test_a_line_break_in_a_header_is_refused(field: str) -> None:
+    values = {"to": "ann@example.com", "subject": "Code", field: "x\r\nBcc: eve@example.com"}
+    email_ = RenderedEmail(text="t", html="h", **values)
+    with pytest.raises(PermanentEmailError, match="line break"):
+        compose("no-reply@localhost", email_)

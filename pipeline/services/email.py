@@ -11,9 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from email.utils import make_msgid
 from typing import Any
 
@@ -70,6 +73,53 @@ def render(
     )
 
 
+def compose(sender: str, email: RenderedEmail) -> Message:
+    """``email`` as a multipart/alternative message (text, then HTML) from ``sender``.
+
+    Built with the standard library's legacy MIME classes when every header is ASCII: the
+    ``EmailMessage`` API parses each header through its header registry and made building and
+    flattening an OTP email cost about 2.6 ms against 0.5 ms, the largest part of an email job's
+    CPU. An address or subject that is not ASCII takes ``EmailMessage``, which writes it as
+    SMTPUTF8 and RFC 2047 require.
+    """
+    headers = {
+        "From": sender,
+        "To": email.to,
+        "Subject": email.subject,
+        "Message-ID": email.message_id or make_msgid(domain="pipeline.local"),
+    }
+    for name, value in headers.items():
+        if "\r" in value or "\n" in value:
+            # The legacy classes would write it as is: a header injection.
+            raise PermanentEmailError(f"the {name} header holds a line break")
+    if not all(value.isascii() for value in headers.values()):
+        message = EmailMessage()
+        for name, value in headers.items():
+            message[name] = value
+        message.set_content(email.text)
+        message.add_alternative(email.html, subtype="html")
+        return message
+    # A boundary of our own: without one, the generator compiles a regular expression per
+    # message to pick one that the body does not contain; 128 random bits never occur in it.
+    legacy = MIMEMultipart("alternative", boundary=f"=_{os.urandom(16).hex()}")
+    for name, value in headers.items():
+        legacy[name] = value
+    legacy.attach(_text_part(email.text, "plain"))
+    legacy.attach(_text_part(email.html, "html"))
+    return legacy
+
+
+# RFC 5322's limit on a line; a longer one must be encoded (base64 here) to travel as is.
+MAX_LINE = 998
+
+
+def _text_part(text: str, subtype: str) -> MIMEText:
+    plain = text.isascii() and all(len(line) <= MAX_LINE for line in text.splitlines())
+    part = MIMEText(text, subtype, "us-ascii" if plain else "utf-8")
+    del part["MIME-Version"]  # the legacy classes repeat it in every part; once is enough
+    return part
+
+
 class EmailService:
     """Sends rendered emails through a small pool of SMTP connections kept open between jobs."""
 
@@ -78,16 +128,6 @@ class EmailService:
         self._idle: asyncio.LifoQueue[aiosmtplib.SMTP] = asyncio.LifoQueue()
         self._slots = asyncio.Semaphore(settings.smtp_pool_size)
         self.connections_opened = 0
-
-    def _message(self, email: RenderedEmail) -> EmailMessage:
-        message = EmailMessage()
-        message["From"] = self._settings.smtp_from_address
-        message["To"] = email.to
-        message["Subject"] = email.subject
-        message["Message-ID"] = email.message_id or make_msgid(domain="pipeline.local")
-        message.set_content(email.text)
-        message.add_alternative(email.html, subtype="html")
-        return message
 
     async def _connect(self) -> aiosmtplib.SMTP:
         s = self._settings
@@ -125,7 +165,7 @@ class EmailService:
 
     async def send(self, email: RenderedEmail) -> str:
         """Send ``email``; returns its Message-ID."""
-        message = self._message(email)
+        message = compose(self._settings.smtp_from_address, email)
         try:
             try:
                 async with self._connection() as client:
