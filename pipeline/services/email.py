@@ -57,6 +57,9 @@ _templates = jinja2.Environment(
     autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
     undefined=jinja2.StrictUndefined,
     keep_trailing_newline=True,
+    # The templates ship inside the package and do not change under a running worker: without
+    # this, every render stats both template files (about 2 % of an email job's CPU).
+    auto_reload=False,
 )
 
 
