@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from importlib import resources
 from pathlib import Path
@@ -46,6 +47,18 @@ def reference_schema() -> avro.schema.Schema:
 def test_round_trip() -> None:
     event = sample_event()
     assert decode_event(encode_event(event)) == event
+
+
+def test_a_decoded_record_is_a_whole_frozen_event() -> None:
+    # decode_event fills the event's fields from the record without __init__: the schema's
+    # fields must be exactly JobEvent's, and the event stays frozen.
+    schema_fields = [field.name for field in reference_schema().fields]
+    assert sorted(schema_fields) == sorted(field.name for field in dataclasses.fields(JobEvent))
+    event = decode_event(encode_event(sample_event()))
+    assert sorted(vars(event)) == sorted(schema_fields)
+    assert isinstance(event.type, EventType)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.attempt = 3  # type: ignore[misc]
 
 
 def test_apache_avro_reads_our_bytes() -> None:
