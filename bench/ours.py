@@ -27,12 +27,13 @@ from bench.support import (
 )
 from pipeline.catalog import JOB_EVENTS
 from pipeline.connection import client_options
-from pipeline.events import EventType, decode_event
+from pipeline.events import EVENT_TYPE_HEADER, EventType, decode_event
 from pipeline.queues import EmailQueue, NewJob, Queue
 from pipeline.schemas import JobName, OtpEmailJob
 from pipeline.settings import Settings
 
 BATCH = 1000  # jobs per add_bulk call, as BullMQ's addBulk gets them
+COMPLETED = EventType.COMPLETED.value.encode()  # the event-type header of a completed record
 
 
 @dataclass
@@ -101,9 +102,12 @@ class Completions:
             batches = await consumer.getmany(timeout_ms=200, max_records=5000)
             for records in batches.values():
                 for record in records:
+                    # The event-type header tells the completed records without decoding the
+                    # rest: the bench's own reader then takes less of the CPU the worker needs.
+                    if (EVENT_TYPE_HEADER, COMPLETED) not in record.headers:
+                        continue
                     event = decode_event(record.value)
-                    if event.type == EventType.COMPLETED:
-                        self.done[event.job_id] = event.timestamp_ms
+                    self.done[event.job_id] = event.timestamp_ms
             self._changed.set()
 
     async def wait_for(self, ids: Iterable[str], timeout_s: float = 300.0) -> dict[str, int]:

@@ -29,6 +29,8 @@ from pipeline.errors import PermanentJobError
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 _HEADER_SIZE = len(SINGLE_OBJECT_MAGIC) + 8
 CONFLUENT_MAGIC = b"\x00"
+# The header that names a record's type (``event_headers``).
+EVENT_TYPE_HEADER = "event-type"
 _CONFLUENT_HEADER_SIZE = len(CONFLUENT_MAGIC) + 4
 
 
@@ -209,7 +211,7 @@ def _headers(
 ) -> tuple[tuple[str, bytes], ...]:
     # Few distinct combinations (queues x job names x types): built once each, not per record.
     return (
-        ("event-type", type_.encode()),
+        (EVENT_TYPE_HEADER, type_.encode()),
         ("queue", queue.encode()),
         ("job-name", job_name.encode()),
         ("content-type", content_type.encode()),
