@@ -29,9 +29,9 @@ from pipeline.errors import PermanentJobError
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 _HEADER_SIZE = len(SINGLE_OBJECT_MAGIC) + 8
 CONFLUENT_MAGIC = b"\x00"
+_CONFLUENT_HEADER_SIZE = len(CONFLUENT_MAGIC) + 4
 # The header that names a record's type (``event_headers``).
 EVENT_TYPE_HEADER = "event-type"
-_CONFLUENT_HEADER_SIZE = len(CONFLUENT_MAGIC) + 4
 
 
 class EventType(StrEnum):
