@@ -27,6 +27,7 @@ import statistics
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable
+from pathlib import Path
 from typing import Any
 
 import uvloop
@@ -160,14 +161,15 @@ async def serve(settings: Settings, concurrency: int) -> None:
 
 @contextlib.asynccontextmanager
 async def _alternative(
-    env: dict[str, str], workdir: Any
-) -> AsyncIterator[asyncio.subprocess.Process]:
+    env: dict[str, str], workdir: Path
+) -> AsyncIterator[list[asyncio.subprocess.Process]]:
+    """This module's ``serve`` in a process of its own, as ``_workers`` starts workers."""
     argv = (sys.executable, "-m", "bench.alternative", "--serve")
     async with child(*argv, env=env, log=workdir / "alternative.log") as process:
-        yield process
+        yield [process]
 
 
-async def _load(kind: str, jobs: int, workdir: Any) -> tuple[float, float]:
+async def _load(kind: str, jobs: int, workdir: Path) -> tuple[float, float]:
     """(noop jobs/s, consumer CPU us per job) of ``jobs`` jobs through ``kind``'s consumer."""
     stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{kind}"
     env = bench_env("alternative", stamp, 8)
@@ -179,7 +181,7 @@ async def _load(kind: str, jobs: int, workdir: Any) -> tuple[float, float]:
         if kind == "faust":
             started = _workers(1, {**env, "PIPELINE_ROLE": "jobs"}, workdir, name=stamp)
         else:
-            started = _single(_alternative(env, workdir))
+            started = _alternative(env, workdir)
         async with started as [process], BenchQueue.connect(settings) as queue:
             await completions.start()
             completions.workers = [process]
@@ -196,14 +198,6 @@ async def _load(kind: str, jobs: int, workdir: Any) -> tuple[float, float]:
         return jobs / (finished - began), cpu / jobs * 1e6
     finally:
         await delete_topics(settings, stamp)
-
-
-@contextlib.asynccontextmanager
-async def _single(
-    started: contextlib.AbstractAsyncContextManager[asyncio.subprocess.Process],
-) -> AsyncIterator[list[asyncio.subprocess.Process]]:
-    async with started as process:
-        yield [process]
 
 
 async def compare(jobs: int, runs: int) -> str:
