@@ -38,15 +38,13 @@ from bench.ours import Completions, _workers
 from bench.support import REPO, bench_env, child, cpu_seconds
 from pipeline.admin import delete_topics, ensure_topics
 from pipeline.application import GC_YOUNG_THRESHOLD
-from pipeline.catalog import DELAYS, JOB_EVENTS
+from pipeline.catalog import JOB_EVENTS
 from pipeline.compat.sends import BatchedSends
 from pipeline.connection import client_options
 from pipeline.envelope import Headers
-from pipeline.handlers import registry
-from pipeline.outcomes import RunnerTopics
 from pipeline.queues import NewJob
 from pipeline.records import IncomingRecord
-from pipeline.runner import JobRunner
+from pipeline.runner import runner_for
 from pipeline.services.bundle import Services
 from pipeline.settings import Settings
 
@@ -112,24 +110,13 @@ async def serve(settings: Settings, concurrency: int) -> None:
     await producer.start()
     await consumer.start()
     publisher = Publisher(producer)
-    runner = JobRunner(
-        queue=BENCH,
-        topics=RunnerTopics(
-            events=JOB_EVENTS.name(settings),
-            dead_letter=BENCH.dead_letter.name(settings),
-            delays={seconds: spec.name(settings) for seconds, spec in DELAYS.items()},
-            events_partitions=JOB_EVENTS.partition_count(settings),
-        ),
-        registry=registry,
+    runner = runner_for(
+        BENCH,
+        settings,
         publisher=publisher,
         states=StateStore(publisher, state_topic),
         services=Services.from_settings(settings),
-        worker_id="alternative",
-        max_job_bytes=settings.max_job_bytes,
         job_timeout_s=BENCH.settings(settings).job_timeout_s,
-        limiter=None,
-        breaker_max_pause_s=settings.breaker_max_pause_s,
-        active_after_s=settings.active_after_ms / 1000,
     )
     done: dict[TopicPartition, int] = {}
     committed = time.monotonic()

@@ -38,7 +38,7 @@ from aiolimiter import AsyncLimiter
 from pydantic import ValidationError
 
 from pipeline.breaker import CircuitBreaker
-from pipeline.catalog import QueueSpec
+from pipeline.catalog import DELAYS, JOB_EVENTS, QueueSpec
 from pipeline.decisions import (
     Admission,
     DeadLetter,
@@ -57,11 +57,13 @@ from pipeline.errors import (
     redact,
 )
 from pipeline.events import EventType, now_ms
+from pipeline.handlers import registry
 from pipeline.jobs import JobContext, JobRegistry, JobType
 from pipeline.lifecycle import TERMINAL_EVENT_OF, JobState
 from pipeline.outcomes import ActiveMark, JobRecorder, RunnerTopics, StateStore
 from pipeline.records import IncomingRecord, Publisher, record_id, record_size
 from pipeline.schemas.jobs import JobModel
+from pipeline.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -365,3 +367,37 @@ class JobRunner:
             raise JobStalled(
                 f"no result after {self._job_timeout_s:g} s; the attempt was abandoned"
             ) from exc
+
+
+def runner_for(
+    queue: QueueSpec,
+    settings: Settings,
+    *,
+    publisher: Publisher,
+    states: StateStore,
+    services: Any,
+    job_timeout_s: float,
+    limiter: AsyncLimiter | None = None,
+) -> JobRunner:
+    """The runner of ``queue`` with the topics, limits and worker id the settings give, writing
+    through ``publisher`` and keeping job state in ``states``."""
+    return JobRunner(
+        queue=queue,
+        topics=RunnerTopics(
+            events=JOB_EVENTS.name(settings),
+            dead_letter=queue.dead_letter.name(settings),
+            delays={seconds: spec.name(settings) for seconds, spec in DELAYS.items()},
+            # Checked against the broker at start (admin.check_partitions).
+            events_partitions=JOB_EVENTS.partition_count(settings),
+        ),
+        registry=registry,
+        publisher=publisher,
+        states=states,
+        services=services,
+        worker_id=settings.worker_id,
+        max_job_bytes=settings.max_job_bytes,
+        job_timeout_s=job_timeout_s,
+        limiter=limiter,
+        breaker_max_pause_s=settings.breaker_max_pause_s,
+        active_after_s=settings.active_after_ms / 1000,
+    )

@@ -14,14 +14,12 @@ from aiolimiter import AsyncLimiter
 from faust.types import Message
 
 from pipeline.application import app, settings
-from pipeline.catalog import DELAYS, JOB_EVENTS, QueueSpec
+from pipeline.catalog import QueueSpec
 from pipeline.compat import tables
 from pipeline.compat.sends import batched_sends
 from pipeline.envelope import Headers, partition_for
-from pipeline.handlers import registry
-from pipeline.outcomes import RunnerTopics
 from pipeline.records import IncomingRecord
-from pipeline.runner import JobRunner
+from pipeline.runner import JobRunner, runner_for
 from pipeline.services.bundle import Services
 
 logger = logging.getLogger(__name__)
@@ -175,25 +173,14 @@ def build_runner(
     limiter: AsyncLimiter | None = None,
 ) -> JobRunner:
     """The job runner of ``queue``, wired to this worker's producer, table and services."""
-    runner = runners[queue.name] = JobRunner(
-        queue=queue,
-        topics=RunnerTopics(
-            events=JOB_EVENTS.name(settings),
-            dead_letter=queue.dead_letter.name(settings),
-            delays={seconds: spec.name(settings) for seconds, spec in DELAYS.items()},
-            # Checked against the broker at start (admin.check_partitions).
-            events_partitions=JOB_EVENTS.partition_count(settings),
-        ),
-        registry=registry,
+    runner = runners[queue.name] = runner_for(
+        queue,
+        settings,
         publisher=FaustPublisher(),
         states=TableStateStore(states),
         services=services(),
-        worker_id=settings.worker_id,
-        max_job_bytes=settings.max_job_bytes,
         job_timeout_s=job_timeout_s,
         limiter=limiter,
-        breaker_max_pause_s=settings.breaker_max_pause_s,
-        active_after_s=settings.active_after_ms / 1000,
     )
     return runner
 
