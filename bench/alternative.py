@@ -86,7 +86,7 @@ class StateStore:
 
     async def set(self, job_id: str, state: dict[str, Any], partition: int) -> Awaitable[object]:
         self._states[job_id] = state
-        value = json.dumps(state).encode()
+        value = json.dumps(state, separators=(",", ":")).encode()  # as the worker writes it
         return await self._publisher.publish_soon(
             self._topic, key=job_id.encode(), value=value, headers=[], partition=partition
         )
