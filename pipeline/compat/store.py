@@ -7,8 +7,9 @@ changelog from there on. A write whose changelog record never reached Kafka (the
 in between) would then stay on disk for good: a job would read as completed here while its
 changelog, job-events and every standby copy say it never finished, and its redelivery would be
 skipped. Here a write waits in memory, where reads see it, until its changelog record is acked,
-and then goes to disk in one RocksDB write batch with that record's offset: what the disk holds
-is always the changelog up to an offset, as a restart after a crash assumes.
+and then goes to disk with that record's offset, in one RocksDB write batch with the other
+writes of its partition acked in the same turn of the event loop: what the disk holds is always
+the changelog up to an offset, as a restart after a crash assumes.
 
 **Partitions given, not taken from the current event.** Faust's store finds a write's partition
 (and a read's) in the stream's current event; the worker writes outside any stream (a batch, the
@@ -27,6 +28,7 @@ all of them, ``table_memory_mb``.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -100,6 +102,7 @@ class Store(faust_rocksdb.Store):
         self.rocksdb_options = _Options(memory_bytes, **options, use_rocksdict=True)
         self._staged: dict[bytes, _Staged] = {}
         self._offsets: dict[int, int] = {}
+        self._acked_writes: list[tuple[bytes, _Staged, int]] = []
 
     def stage(self, partition: int, key: bytes, value: bytes | None) -> Callable[[int], None]:
         """Hold ``key``'s new value (None: deleted) where reads see it; returns what to call with
@@ -120,22 +123,42 @@ class Store(faust_rocksdb.Store):
         return value
 
     def _acked(self, key: bytes, staged: _Staged, offset: int) -> None:
-        if self._staged.get(key) is staged:
-            del self._staged[key]
-        db = self._dbs.get(staged.partition)
-        if db is None:
-            return  # revoked since: whoever holds it now reads the record from the changelog
-        batch = rocksdict.WriteBatch(raw_mode=True)
-        if staged.value is None:
-            batch.delete(key)
-        else:
-            batch.put(key, staged.value)
-            self._key_index[key] = staged.partition
-        # Acks come in offset order within a partition; a record sent again may be acked late.
-        if offset > self._offsets.get(staged.partition, -1):
-            self._offsets[staged.partition] = offset
-            batch.put(self.offset_key, str(offset).encode())
-        db.write(batch)
+        # The acks of one produce request arrive together, so their writes go to disk together
+        # once the event loop is next free: one RocksDB write batch per partition instead of
+        # one per record (py-spy, noop load: 24 -> 14 us of the main thread per job).
+        if not self._acked_writes:
+            asyncio.get_running_loop().call_soon(self.write_acked)
+        self._acked_writes.append((key, staged, offset))
+
+    def write_acked(self) -> None:
+        """Write what was acked since the last call to disk, each partition's writes with the
+        offset of its last record in one RocksDB write batch; until then reads see them staged."""
+        writes, self._acked_writes = self._acked_writes, []
+        batches: dict[int, rocksdict.WriteBatch] = {}
+        offsets: dict[int, int] = {}
+        for key, staged, offset in writes:
+            if self._staged.get(key) is staged:
+                del self._staged[key]
+            partition = staged.partition
+            if partition not in self._dbs:
+                continue  # revoked since: whoever holds it now reads it from the changelog
+            batch = batches.get(partition)
+            if batch is None:
+                batch = batches[partition] = rocksdict.WriteBatch(raw_mode=True)
+            if staged.value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, staged.value)
+                self._key_index[key] = partition
+            offsets[partition] = max(offset, offsets.get(partition, -1))
+        for partition, batch in batches.items():
+            # Acks come in offset order within a partition; a record sent again may be acked
+            # late.
+            offset = offsets[partition]
+            if offset > self._offsets.get(partition, -1):
+                self._offsets[partition] = offset
+                batch.put(self.offset_key, str(offset).encode())
+            self._dbs[partition].write(batch)
 
     def set_persisted_offset(self, tp: TP, offset: int) -> None:
         # Faust's recovery applies changelog records here, and so do standby copies.
@@ -176,6 +199,7 @@ class Store(faust_rocksdb.Store):
 
     def revoke_partitions(self, table: CollectionT, tps: set[TP]) -> None:
         revoked = {tp.partition for tp in tps if tp.topic in table.changelog_topic.topics}
+        self.write_acked()
         self._flush(revoked)
         super().revoke_partitions(table, tps)
         for key in [key for key, item in self._staged.items() if item.partition in revoked]:
@@ -184,6 +208,7 @@ class Store(faust_rocksdb.Store):
             self._offsets.pop(partition, None)
 
     async def stop(self) -> None:
+        self.write_acked()
         self._flush(set(self._dbs))
         await super().stop()
 
